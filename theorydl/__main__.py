@@ -1,0 +1,5 @@
+import sys
+
+from theorydl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""The ``theorydl`` command.
+
+    theorydl validate                 # check params.yaml; exit 2 naming the bad key
+    theorydl data census              # one experiment's data stage
+    theorydl train census [--rerun failed|none|all]
+    theorydl analyze census
+    theorydl report
+    theorydl status census            # what the trial cache holds for the current params
+
+Every command validates the whole params file first, so a typo anywhere stops it
+before any compute or any write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from theorydl.config import ConfigError, load_params
+
+__all__ = ["main"]
+
+log = logging.getLogger("theorydl")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="theorydl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-p", "--params", default="params.yaml", help="params file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("validate", help="validate the params file")
+    for name in ("data", "analyze", "status"):
+        sub.add_parser(name).add_argument("experiment")
+    train = sub.add_parser("train", help="run missing trials, write the train table")
+    train.add_argument("experiment")
+    train.add_argument("--rerun", choices=["failed", "none", "all"],
+                       help="override run.rerun for this call")
+    sub.add_parser("report", help="write the HTML report")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(name)s: %(message)s", stream=sys.stderr)
+    from theorydl import experiments, stages
+    from theorydl.experiments.base import StageError
+
+    try:
+        overrides = {"run": {"rerun": args.rerun}} if getattr(args, "rerun", None) else None
+        params = load_params(args.params, overrides)
+        name = getattr(args, "experiment", None)
+        if name is not None:
+            experiments.get(name)
+        if args.command == "validate":
+            print(f"{args.params}: ok ({', '.join(experiments.names())})")
+        elif args.command == "data":
+            stages.data(params, name)
+        elif args.command == "train":
+            stages.train(params, name)
+        elif args.command == "analyze":
+            print_metrics(stages.analyze(params, name))
+        elif args.command == "report":
+            print(stages.report(params))
+        elif args.command == "status":
+            print_metrics(stages.status(params, name))
+    except (ConfigError, KeyError) as exc:
+        print(f"theorydl: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except StageError as exc:
+        print(f"theorydl: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_metrics(metrics: dict) -> None:
+    import json
+
+    print(json.dumps(metrics, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

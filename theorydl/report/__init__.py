@@ -1,0 +1,1 @@
+"""Figures and the report: views of the result tables."""

@@ -1,0 +1,59 @@
+"""Figures, drawn from result tables only (never from live training state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["census_figure", "save_figure"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: stages run headless, on clusters too
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save atomically (temp name, then rename), so a crash never leaves half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    tmp.replace(path)
+
+
+def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
+    """log2(number of realizable functions) against N, beside 2^N (all functions).
+
+    ``rows``: one per (architecture, N) with ``n_realizable`` and optional ``published``.
+    The N^2 curve is the known asymptotic growth of log2 of the threshold-function count.
+    """
+    import math
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ns = sorted({r["n_inputs"] for r in rows})
+    ax.plot(ns, [2.0 ** n for n in ns], "k-", marker="s", label="all functions: $2^N$")
+    for arch in sorted({r["architecture"] for r in rows}):
+        mine = sorted((r for r in rows if r["architecture"] == arch), key=lambda r: r["n_inputs"])
+        ax.plot([r["n_inputs"] for r in mine], [math.log2(r["n_realizable"]) for r in mine],
+                marker="o", label=f"{arch} (computed)")
+        pub = [r for r in mine if r.get("published")]
+        if pub:
+            ax.plot([r["n_inputs"] for r in pub], [math.log2(r["published"]) for r in pub],
+                    ls="none", marker="x", ms=9, color="tab:red", label=f"{arch}: OEIS A000609")
+    if len(ns) > 1:
+        ax.plot(ns, [n * n for n in ns], ":", color="gray", label="$N^2$ (asymptotic)")
+    ax.set_xlabel("N (inputs)")
+    ax.set_ylabel("log2(number of functions)")
+    ax.set_xticks(ns)
+    ax.set_title("Boolean functions an N-input machine expresses")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)

@@ -1,0 +1,98 @@
+"""The pipeline's stages as library calls: what each `pipelines/*.py` script runs.
+
+- :func:`data`: an experiment's data-stage outputs;
+- :func:`train`: plan the trials the params ask for, run the missing ones on Ray, and
+  write the train table (exactly those trials, selected from the trial cache);
+- :func:`analyze`: metrics, plot data and figures from the train table;
+- :func:`report`: one HTML page from every analysed experiment's outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from theorydl import experiments
+from theorydl.config import Params
+from theorydl.provenance import driver_provenance
+from theorydl.store.store import Store, write_table_atomic
+from theorydl.sweep.executor import ExecutionSummary, execute_units
+from theorydl.sweep.planner import plan_trials
+
+__all__ = ["data", "train", "status", "analyze", "report"]
+
+log = logging.getLogger("theorydl")
+
+
+def data(params: Params, name: str) -> None:
+    exp = experiments.get(name)
+    exp.data(params, exp.config(params))
+
+
+def train(params: Params, name: str) -> dict[str, Any]:
+    """Run the trials of experiment ``name`` that the cache lacks; write its train table."""
+    exp = experiments.get(name)
+    cfg = exp.config(params)
+    run = params.run
+    store = Store(run.store)
+    exp.check_data(cfg)
+    specs = exp.trials(cfg)
+    plan = plan_trials(specs, store.latest_status(name), run.rerun)
+    log.info("%s: %d trials asked for, %d cached, %d to run", name, len(plan.trials),
+             plan.cached, len(plan.todo))
+    summary: ExecutionSummary | None = None
+    if plan.todo:
+        units = exp.units(plan.todo, cfg)
+        summary = execute_units(exp, cfg, units, store, driver_provenance(), run.ray,
+                                progress=run.progress)
+        log.info("%s: ran %d trials in %d units in %.1fs: %d ok, %d failed, %d diverged",
+                 name, summary.trials, summary.units, summary.seconds, summary.ok,
+                 summary.failed, summary.diverged)
+    table = store.read(name, trial_ids=[s.id for s in plan.trials])
+    found = set(table["trial_id"].to_pylist()) if table.num_rows else set()
+    missing = [s for s in plan.trials if s.id not in found]
+    if missing:
+        raise RuntimeError(f"{name}: {len(missing)} planned trials have no stored rows")
+    # A stable order makes the table's bytes depend only on its content, so a re-run
+    # served from the cache leaves the DVC output (and everything downstream) unchanged.
+    table = table.take(pc.sort_indices(table, [("trial_id", "ascending"),
+                                                       ("attempt_id", "ascending")]))
+    write_table_atomic(table, exp.trials_path(cfg))
+    status = dict(zip(table["trial_id"].to_pylist(), table["status"].to_pylist()))
+    failed = sum(1 for v in status.values() if v == "failed")
+    if failed:
+        log.warning("%s: %d trials failed; their rows carry the error. Re-run them with "
+                    "`dvc repro -f %s_train` (run.rerun: failed retries them).", name,
+                    failed, name)
+    return {"planned": len(plan.trials), "cached": plan.cached, "ran": len(plan.todo),
+            "failed": failed}
+
+
+def status(params: Params, name: str) -> dict[str, Any]:
+    """What the trial cache holds for the trials the current params ask for."""
+    exp = experiments.get(name)
+    specs = exp.trials(exp.config(params))
+    stored = Store(params.run.store).latest_status(name)
+    counts: dict[str, int] = {}
+    for s in specs:
+        key = stored.get(s.id, "missing")
+        counts[key] = counts.get(key, 0) + 1
+    todo = plan_trials(specs, stored, params.run.rerun).todo
+    return {"experiment": name, "asked": len(specs), **counts, "would_run": len(todo)}
+
+
+def analyze(params: Params, name: str) -> dict[str, Any]:
+    exp = experiments.get(name)
+    cfg = exp.config(params)
+    table = pq.read_table(exp.trials_path(cfg))
+    return exp.analyze(table, cfg, params)
+
+
+def report(params: Params) -> Path:
+    from theorydl.report.html import build_report
+
+    return build_report(params)

@@ -1,0 +1,162 @@
+"""Execution on Ray: one Ray task per unit, results streamed back as they finish.
+
+With no address (params ``run.ray.address`` null and no ``RAY_ADDRESS``), Ray starts
+embedded on this machine with every server bound to 127.0.0.1; otherwise the driver
+joins the named cluster. Either way the same code path submits the units.
+
+Failure semantics:
+
+- an exception inside a trial: the experiment turns it into a ``failed`` row (see
+  :func:`theorydl.experiments.base.run_each`); the other trials go on;
+- an exception outside the trials (the unit itself): every trial of the unit is stored
+  as ``failed`` with the error text;
+- a worker process that dies (killed, out of memory, segfault): Ray re-submits the unit
+  up to ``run.ray.max_retries`` times; after that its trials are stored as ``failed``.
+
+The driver appends each finished unit's rows to the store at once, so a killed driver
+loses at most the units still running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from theorydl.config import RayConfig, Section
+from theorydl.provenance import worker_provenance
+from theorydl.store.rows import TrialResult, build_table
+from theorydl.store.store import Store
+from theorydl.sweep.progress import SweepProgress
+
+if TYPE_CHECKING:
+    from theorydl.experiments.base import Experiment, Unit
+
+__all__ = ["ExecutionSummary", "ensure_ray", "execute_units", "run_unit_on_worker"]
+
+log = logging.getLogger("theorydl")
+
+LOCALHOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ExecutionSummary:
+    units: int
+    trials: int
+    ok: int
+    failed: int
+    diverged: int
+    seconds: float
+
+
+def ensure_ray(cfg: RayConfig) -> bool:
+    """Connect to Ray if this process is not connected yet; True if this call started it.
+
+    Embedded mode binds every Ray server to 127.0.0.1: on Linux Ray otherwise listens on
+    all interfaces. ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes Ray treat the node as a
+    single-machine cluster (its loopback mode), and the variable reaches the GCS, raylet
+    and workers through the environment they inherit.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+    common: dict[str, Any] = {"log_to_driver": True, "logging_level": logging.WARNING}
+    if address:
+        log.info("joining Ray cluster at %s", address)
+        ray.init(address=address, **common)
+    else:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # the module read the variable at import
+        num_cpus = cfg.num_cpus or os.cpu_count() or 1
+        log.info("starting embedded Ray on %s with %d CPUs", LOCALHOST, num_cpus)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                 _node_ip_address=LOCALHOST, **common)
+    return True
+
+
+def run_unit_on_worker(experiment: "Experiment", cfg: Section, unit: "Unit",
+                       provenance: Mapping[str, Any]) -> pa.Table:
+    """What a Ray task does: run the unit and return its rows as one Arrow table."""
+    results = experiment.run_unit(unit, cfg)
+    by_id = {r.trial_id: r for r in results}
+    missing = [t for t in unit.trials if t.id not in by_id]
+    if missing:
+        raise RuntimeError(f"{experiment.name}.run_unit returned no result for "
+                           f"{len(missing)} of {len(unit.trials)} trials")
+    return build_table(unit.trials, results, {**provenance, **worker_provenance()})
+
+
+def _failed_table(unit: "Unit", error: str, submitted, provenance: Mapping[str, Any]) -> pa.Table:
+    from theorydl.experiments.base import utcnow
+
+    now = utcnow()
+    results = [TrialResult(t.id, "failed", submitted, now, error=error) for t in unit.trials]
+    prov = {**provenance, "hostname": socket.gethostname(), "node_id": None}
+    return build_table(unit.trials, results, prov)
+
+
+def _counts(table: pa.Table) -> tuple[int, int, int]:
+    """(ok, failed, diverged) trials in a unit's table."""
+    status = dict(zip(table["trial_id"].to_pylist(), table["status"].to_pylist()))
+    values = list(status.values())
+    return values.count("ok"), values.count("failed"), values.count("diverged")
+
+
+def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"],
+                  store: Store, provenance: Mapping[str, Any], ray_cfg: RayConfig,
+                  progress: str = "auto") -> ExecutionSummary:
+    """Run ``units`` on Ray and append each finished unit's rows to ``store``."""
+    import time
+
+    import ray
+    from ray.exceptions import RayError
+
+    from theorydl.experiments.base import error_text, utcnow
+
+    started_here = ensure_ray(ray_cfg)
+    remote = ray.remote(run_unit_on_worker)
+    n_trials = sum(len(u.trials) for u in units)
+    bar = SweepProgress(experiment.name, n_trials, mode=progress)
+    t0 = time.monotonic()
+    pending: dict[Any, tuple["Unit", Any]] = {}
+    ok = failed = diverged = 0
+    try:
+        for unit in units:
+            ref = remote.options(
+                num_cpus=unit.num_cpus, num_gpus=unit.num_gpus,
+                max_retries=ray_cfg.max_retries, retry_exceptions=False,
+                name=f"{experiment.name}:{unit.label}"[:100],
+            ).remote(experiment, cfg, unit, provenance)
+            pending[ref] = (unit, utcnow())
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+            for ref in done:
+                unit, submitted = pending.pop(ref)
+                try:
+                    table = ray.get(ref)
+                except RayError as exc:
+                    cause = getattr(exc, "cause", None) or exc
+                    log.warning("unit %s failed: %s", unit.label, type(cause).__name__)
+                    table = _failed_table(unit, error_text(cause), submitted, provenance)
+                store.append(experiment.name, table)
+                counts = _counts(table)
+                ok, failed, diverged = ok + counts[0], failed + counts[1], diverged + counts[2]
+                bar.update(*counts)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
+        if started_here:
+            ray.shutdown()
+    return ExecutionSummary(len(units), n_trials, ok, failed, diverged, time.monotonic() - t0)
