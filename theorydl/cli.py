@@ -6,6 +6,7 @@
     theorydl analyze census
     theorydl report
     theorydl status census            # what the trial cache holds for the current params
+    theorydl profile test             # merge profiles/test.yaml into params.yaml
 
 Every command validates the whole params file first, so a typo anywhere stops it
 before any compute or any write.
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--rerun", choices=["failed", "none", "all"],
                        help="override run.rerun for this call")
     sub.add_parser("report", help="write the HTML report")
+    profile = sub.add_parser("profile", help="merge profiles/NAME.yaml into the params file")
+    profile.add_argument("name", help="a profile in profiles/, e.g. test or paper")
     return parser
 
 
@@ -48,6 +51,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from theorydl import experiments, stages
     from theorydl.experiments.base import StageError
 
+    if args.command == "profile":
+        from pathlib import Path
+
+        from theorydl.config import apply_profile
+
+        try:
+            apply_profile(args.params, Path("profiles") / f"{args.name}.yaml")
+        except ConfigError as exc:
+            print(f"theorydl: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{args.params}: applied profile {args.name}")
+        return 0
     try:
         overrides = {"run": {"rerun": args.rerun}} if getattr(args, "rerun", None) else None
         params = load_params(args.params, overrides)

@@ -31,6 +31,7 @@ __all__ = [
     "parse_params",
     "read_yaml",
     "merge",
+    "apply_profile",
 ]
 
 
@@ -101,10 +102,10 @@ class Params(BaseModel):
     source: str = "params.yaml"
 
     def section(self, name: str) -> Any:
-        try:
-            return getattr(self, name)
-        except AttributeError:
-            raise ConfigError(f"{self.source}: no section {name!r}") from None
+        value = getattr(self, name, None)
+        if value is None:
+            raise ConfigError(f"{self.source}: no section {name!r}")
+        return value
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -173,7 +174,9 @@ def parse_params(data: Mapping, source: str = "params.yaml") -> Params:
             f"{source}: unknown section(s) {', '.join(map(repr, unknown))}; "
             f"known sections: {', '.join(sorted(_SECTIONS))}"
         )
-    fields = {name: (model, model()) if _has_defaults(model) else (model, ...)
+    # `run` and `report` have defaults; an experiment's section may be left out of a
+    # params file, and only the stages of that experiment then refuse to run.
+    fields = {name: (model, model()) if _has_defaults(model) else (model | None, None)
               for name, model in _SECTIONS.items()}
     model = create_model("ParamsFile", __config__=ConfigDict(extra="forbid", frozen=True),
                          **fields)
@@ -191,6 +194,40 @@ def load_params(path: str | Path = "params.yaml", overrides: Mapping | None = No
     if overrides:
         data = merge(data, overrides)
     return parse_params(data, source=str(path))
+
+
+def apply_profile(params_path: str | Path, profile_path: str | Path) -> None:
+    """Deep-merge a profile into a params file in place, keeping the file's comments.
+
+    The merged params are validated before anything is written, and the file is replaced
+    atomically, so a bad profile leaves params.yaml as it was.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedSeq
+
+    params_path, profile = Path(params_path), read_yaml(profile_path)
+    parse_params(merge(read_yaml(params_path), profile), source=f"{params_path} + {profile_path}")
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    doc = rt.load(params_path.read_text())
+
+    def assign(node, patch: Mapping) -> None:
+        for key, value in patch.items():
+            if isinstance(value, Mapping) and isinstance(node.get(key), Mapping):
+                assign(node[key], value)
+            elif isinstance(value, list):
+                seq = CommentedSeq(value)
+                seq.fa.set_flow_style()  # grids read best on one line, as in params.yaml
+                node[key] = seq
+            else:
+                node[key] = value
+    assign(doc, profile)
+    tmp = params_path.with_name(f".tmp-{params_path.name}")
+    with open(tmp, "w") as fh:
+        rt.dump(doc, fh)
+    tmp.replace(params_path)
 
 
 def _has_defaults(model: type[BaseModel]) -> bool:

@@ -1,0 +1,89 @@
+"""`dvc repro` end to end, in a temporary copy of the repository, on the test profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _sh(args, cwd, env, timeout=300):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def workspace(repo_root, tmp_path_factory):
+    """A git + DVC repository holding the project's files, on the test profile."""
+    work = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
+                            "-z"], cwd=repo_root, capture_output=True, text=True, check=True)
+    for rel in filter(None, files.stdout.split("\0")):
+        src = repo_root / rel
+        if src.is_file() and not rel.startswith("dvc.lock"):
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    _sh(["git", "init", "-q"], work, env)
+    _sh([sys.executable, "-m", "theorydl", "profile", "test"], work, env)
+    _sh(["git", "add", "-A"], work, env)
+    _sh(["git", "commit", "-qm", "test profile"], work, env)
+    return work, env
+
+
+def test_repro_then_nothing_then_only_new_trials(workspace):
+    work, env = workspace
+    out = _sh(["dvc", "repro"], work, env)
+    assert "census: 3 trials asked for, 0 cached, 3 to run" in out, out
+    for rel in ("data/census/domains.parquet", "results/census/trials.parquet",
+                "results/census/census.csv", "figures/census.png", "plots/census.csv",
+                "report/index.html"):
+        assert (work / rel).stat().st_size > 0, rel
+    metrics = json.loads((work / "metrics/census.json").read_text())
+    assert metrics["threshold"]["n_realizable"] == {"0": 2, "1": 4, "2": 14}
+    assert metrics["threshold"]["matches_published"] is True
+    assert "<img" in (work / "report/index.html").read_text()
+
+    shown = _sh(["dvc", "metrics", "show", "--json"], work, env)
+    assert '"n_realizable"' in shown and "14" in shown
+    plots = _sh(["dvc", "plots", "show", "--json"], work, env)
+    assert "log2_threshold" in plots
+
+    again = _sh(["dvc", "repro"], work, env)
+    assert "Data and pipelines are up to date" in again, again
+    assert "to run" not in again
+
+    # One census key changed: only the trials it adds run (N = 3: 256 functions / 64).
+    _sh(["git", "add", "-A"], work, env)
+    _sh(["git", "commit", "-qm", "first run"], work, env)
+    exp = _sh(["dvc", "exp", "run", "-S", "census.n_inputs=[0,1,2,3]"], work, env)
+    assert re.search(r"census: 7 trials asked for, 3 cached, 4 to run", exp), exp
+    metrics = json.loads((work / "metrics/census.json").read_text())
+    assert metrics["threshold"]["n_realizable"]["3"] == 104
+
+
+def test_malformed_params_stop_dvc_before_compute(workspace):
+    work, env = workspace
+    params = (work / "params.yaml").read_text()
+    try:
+        (work / "params.yaml").write_text(params.replace("functions_per_unit: 64",
+                                                         "functions_per_unit: -64"))
+        proc = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode != 0
+        assert "census.functions_per_unit" in proc.stdout + proc.stderr
+    finally:
+        (work / "params.yaml").write_text(params)
