@@ -1,0 +1,75 @@
+"""The census experiment: shards cover every function once; the table refuses partial counts."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from theorydl.experiments.base import Unit
+from theorydl.experiments.census import Census, CensusConfig, CensusIncomplete, census_table
+from theorydl.expressivity import n_functions
+
+
+def _cfg(tmp_path, **kw):
+    paths = {k: str(tmp_path / f"{k}.out") for k in ("domains", "trials", "table", "metrics",
+                                                     "plot", "figure")}
+    paths["figure"] = str(tmp_path / "census.png")
+    return CensusConfig(**{"n_inputs": [0, 2, 3], "architectures": ["threshold"],
+                           "functions_per_unit": 40, "paths": paths, **kw})
+
+
+def test_shards_tile_each_range_exactly(tmp_path):
+    specs = Census().trials(_cfg(tmp_path))
+    for n in (0, 2, 3):
+        mine = sorted((s.config["start"], s.config["stop"]) for s in specs
+                      if s.config["n_inputs"] == n)
+        assert mine[0][0] == 0 and mine[-1][1] == n_functions(n)
+        assert all(a[1] == b[0] for a, b in zip(mine, mine[1:]))
+    assert specs[0].config["n_inputs"] == 3  # the slowest N is scheduled first
+    assert len({s.id for s in specs}) == len(specs)
+
+
+def _run_all(cfg) -> pa.Table:
+    from theorydl.store.rows import build_table
+
+    exp = Census()
+    specs = exp.trials(cfg)
+    results = [r for u in exp.units(specs, cfg) for r in exp.run_unit(u, cfg)]
+    assert all(isinstance(u, Unit) for u in exp.units(specs, cfg))
+    return build_table(specs, results, {})
+
+
+def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
+    cfg = _cfg(tmp_path)
+    table = _run_all(cfg)
+    metrics = Census().analyze(table, cfg, params=None)
+    assert metrics["threshold"]["n_realizable"] == {"0": 2, "2": 14, "3": 104}
+    assert metrics["threshold"]["matches_published"] is True
+    assert (tmp_path / "census.png").read_bytes()[:4] == b"\x89PNG"
+    plot = (tmp_path / "plot.out").read_text().splitlines()
+    assert plot[0] == "n_inputs,log2_all_functions,log2_threshold" and len(plot) == 4
+
+
+def test_a_failed_or_missing_shard_refuses_to_count(tmp_path):
+    cfg = _cfg(tmp_path)
+    table = _run_all(cfg)
+    status = table["status"].to_pylist()
+    status[0] = "failed"
+    broken = table.set_column(table.schema.get_field_index("status"), "status",
+                              pa.array(status))
+    with pytest.raises(CensusIncomplete, match="not ok"):
+        census_table(broken)
+    with pytest.raises(CensusIncomplete, match="cover"):
+        census_table(table.slice(1))
+
+
+def test_data_stage_domains_are_checked_by_train(tmp_path):
+    from theorydl.experiments.base import StageError
+
+    cfg = _cfg(tmp_path)
+    with pytest.raises(StageError, match="run the data stage"):
+        Census().check_data(cfg)
+    Census().data(None, cfg)
+    Census().check_data(cfg)
+    with pytest.raises(StageError, match="N=4 domain"):
+        Census().check_data(cfg.model_copy(update={"n_inputs": [4]}))

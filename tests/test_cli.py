@@ -1,0 +1,51 @@
+"""The theorydl command: validate, profile, status, exit codes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from theorydl.cli import main
+
+
+def test_validate_ok_and_errors(repo_root, tmp_path, capsys):
+    assert main(["-p", str(repo_root / "params.yaml"), "validate"]) == 0
+    assert "ok" in capsys.readouterr().out
+    bad = tmp_path / "params.yaml"
+    bad.write_text("census: [")
+    assert main(["-p", str(bad), "validate"]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_unknown_experiment_is_a_clear_error(repo_root, capsys):
+    assert main(["-p", str(repo_root / "params.yaml"), "train", "nope"]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_profile_keeps_comments_and_validates(repo_root, tmp_path):
+    shutil.copy(repo_root / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(repo_root / "profiles", tmp_path / "profiles")
+    (tmp_path / "profiles" / "bad.yaml").write_text("census:\n  n_inputs: [7]\n")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "theorydl", *a], cwd=tmp_path,  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    before = (tmp_path / "params.yaml").read_text()
+    assert run("profile", "bad").returncode == 2
+    assert (tmp_path / "params.yaml").read_text() == before
+    assert run("profile", "test").returncode == 0
+    after = (tmp_path / "params.yaml").read_text()
+    assert "# Trial cache" in after
+    expected = yaml.safe_load((repo_root / "profiles" / "test.yaml").read_text())
+    assert yaml.safe_load(after)["census"]["n_inputs"] == expected["census"]["n_inputs"]
+
+
+def test_status_counts_the_cache(repo_root, tmp_path, capsys):
+    data = yaml.safe_load((repo_root / "params.yaml").read_text())
+    data["run"]["store"] = str(tmp_path / "store")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["-p", str(path), "status", "census"]) == 0
+    out = capsys.readouterr().out
+    assert '"missing": 12' in out and '"would_run": 12' in out
