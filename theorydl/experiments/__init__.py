@@ -32,8 +32,10 @@ def names() -> list[str]:
 
 def _register_builtins() -> None:
     from theorydl.experiments.census import Census
+    from theorydl.experiments.ib import IB
 
     register(Census())
+    register(IB())
 
 
 _register_builtins()

@@ -124,6 +124,12 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
 
     started_here = ensure_ray(ray_cfg)
     remote = ray.remote(run_unit_on_worker)
+    # A GPU share is asked for only where the cluster has GPUs: Ray would otherwise keep
+    # the task pending forever. (An autoscaling cluster that adds GPU nodes on demand
+    # shows them once started; set the experiment's GPU share to 0 to force CPUs.)
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    if not has_gpus and any(u.num_gpus for u in units):
+        log.warning("%s: the cluster has no GPU; units run on CPUs", experiment.name)
     n_trials = sum(len(u.trials) for u in units)
     bar = SweepProgress(experiment.name, n_trials, mode=progress)
     t0 = time.monotonic()
@@ -132,7 +138,7 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
     try:
         for unit in units:
             ref = remote.options(
-                num_cpus=unit.num_cpus, num_gpus=unit.num_gpus,
+                num_cpus=unit.num_cpus, num_gpus=unit.num_gpus if has_gpus else 0,
                 max_retries=ray_cfg.max_retries, retry_exceptions=False,
                 name=f"{experiment.name}:{unit.label}"[:100],
             ).remote(experiment, cfg, unit, provenance)

@@ -1,0 +1,221 @@
+"""Binning estimator against information-theoretic facts and the np.unique reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from theorydl.data.ib import all_patterns, binary_entropy_bits, labels
+from theorydl.info import (
+    adaptive_edges,
+    bin_indices,
+    binned_information,
+    binned_information_reference,
+    fixed_edges,
+)
+
+X = torch.from_numpy(all_patterns())  # (4096, 12) in {0, 1}
+Y_NP, _ = labels(all_patterns())
+Y = torch.from_numpy(Y_NP)
+H_Y = binary_entropy_bits(float(Y_NP.mean()))
+N = X.shape[0]
+
+
+def _h_bits(p: np.ndarray) -> float:
+    p = np.asarray(p, dtype=np.float64)
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+@pytest.mark.parametrize("edges", [fixed_edges(), adaptive_edges(X[None])])
+def test_identity_layer_keeps_all_information(edges):
+    # 0 and 1 land in different bins, so binned T = X: I(X;T) = log2 4096, I(T;Y) = H(Y).
+    i_xt, i_ty = binned_information(X[None], Y, edges)
+    assert i_xt.dtype == torch.float64 and i_xt.shape == (1,)
+    assert i_xt.item() == pytest.approx(12.0, abs=1e-12)
+    assert i_ty.item() == pytest.approx(H_Y, abs=1e-12)
+
+
+@pytest.mark.parametrize("value", [0.3, -5.0, 7.0])
+def test_constant_layer_has_no_information(value):
+    acts = torch.full((3, N, 4), value)
+    for edges in (fixed_edges(), adaptive_edges(acts)):
+        i_xt, i_ty = binned_information(acts, Y, edges)
+        assert torch.all(i_xt.abs() < 1e-12) and torch.all(i_ty.abs() < 1e-12)
+
+
+def test_layer_of_the_label_carries_exactly_h_y():
+    # T = Y: I(X;T) = H(T) = H(Y) and I(T;Y) = H(Y).
+    acts = (2.0 * Y.float() - 1.0)[None, :, None] * torch.ones(2, 1, 3)
+    i_xt, i_ty = binned_information(acts, Y, fixed_edges())
+    torch.testing.assert_close(i_xt, torch.full((2,), H_Y, dtype=torch.float64))
+    torch.testing.assert_close(i_ty, torch.full((2,), H_Y, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("k", [1, 4, 11])
+def test_bits_independent_of_the_label_carry_none_of_it(k):
+    # y = last input bit, T = first k bits: independent under uniform X, so I(T;Y) = 0
+    # while I(X;T) = k bits.
+    y_last = X[:, -1].long()
+    i_xt, i_ty = binned_information(X[None, :, :k], y_last, fixed_edges())
+    assert i_xt.item() == pytest.approx(k, abs=1e-12)
+    assert i_ty.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def _random_case(rng: np.random.Generator):
+    m = int(rng.integers(1, 5))
+    n = int(rng.integers(2, 300))
+    units = int(rng.integers(1, 8))
+    n_bins = int(rng.integers(1, 40))
+    n_classes = int(rng.integers(1, 4))
+    scale = float(10.0 ** rng.uniform(-2, 1))
+    acts = torch.from_numpy(np.tanh(scale * rng.standard_normal((m, n, units))).astype(np.float32))
+    # Coarse rounding makes ties between rows (and bins) common.
+    if rng.random() < 0.5:
+        acts = torch.round(acts * 4) / 4
+    y = torch.from_numpy(rng.integers(0, n_classes, n))
+    edges = fixed_edges(n_bins) if rng.random() < 0.5 else adaptive_edges(acts, n_bins)
+    return acts, y, edges, n_classes
+
+
+def test_bounds_and_reference_on_many_random_layers():
+    rng = np.random.default_rng(1234)
+    for _ in range(150):
+        acts, y, edges, n_classes = _random_case(rng)
+        i_xt, i_ty = binned_information(acts, y, edges, n_classes=n_classes)
+        h_y = _h_bits(np.bincount(y.numpy(), minlength=n_classes))
+        assert torch.all(i_xt >= -1e-12) and torch.all(i_xt <= math.log2(acts.shape[1]) + 1e-9)
+        assert torch.all(i_ty >= -1e-9) and torch.all(i_ty <= h_y + 1e-9)
+        assert torch.all(i_ty <= i_xt + 1e-9)
+        ref_xt, ref_ty = binned_information_reference(acts.numpy(), y.numpy(), edges.numpy())
+        np.testing.assert_allclose(i_xt.numpy(), ref_xt, atol=1e-9)
+        np.testing.assert_allclose(i_ty.numpy(), ref_ty, atol=1e-9)
+
+
+def test_entropy_bounded_by_occupied_cells():
+    # Two units, <= 30 bins each: H(T) <= log2(#occupied cells of the 30 x 30 grid).
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        acts = torch.from_numpy(rng.standard_normal((4, 1000, 2)).astype(np.float32) * 0.4)
+        edges = fixed_edges(30)
+        i_xt, _ = binned_information(acts, torch.zeros(1000, dtype=torch.long), edges)
+        cells = bin_indices(acts, edges).numpy()
+        for m in range(4):
+            occupied = len(np.unique(cells[m], axis=0))
+            assert occupied <= 900
+            assert i_xt[m].item() <= math.log2(occupied) + 1e-12
+
+
+def test_coarser_nested_bins_lose_information():
+    # Data processing: with nested edges (4 | 8 | 16 bins on [-1, 1], exact in binary)
+    # the coarse binning is a function of the fine one, so H cannot increase.
+    rng = np.random.default_rng(9)
+    acts = torch.from_numpy(np.tanh(rng.standard_normal((6, N, 3))).astype(np.float32))
+    results = [binned_information(acts, Y, fixed_edges(b)) for b in (4, 8, 16)]
+    for (xt_c, ty_c), (xt_f, ty_f) in zip(results, results[1:]):
+        assert torch.all(xt_c <= xt_f + 1e-12)
+        assert torch.all(ty_c <= ty_f + 1e-12)
+
+
+def test_fixed_and_adaptive_bins_on_a_relu_layer():
+    # One ReLU-like unit uniform on [0, 5).  Fixed tanh bins (30 on [-1, 1], width 1/15):
+    # 14 bins of mass 1/75 on [0, 14/15) and everything >= 14/15 saturating in the last
+    # bin (mass 61/75).  Adaptive bins (30 on [0, max]): nearly uniform, log2 30.
+    t = (5.0 * torch.arange(N, dtype=torch.float64) / N)[None, :, None]
+    expected_fixed = _h_bits(np.array([1 / 75] * 14 + [61 / 75]))
+    i_fixed, _ = binned_information(t, Y, fixed_edges(dtype=torch.float64))
+    i_adaptive, _ = binned_information(t, Y, adaptive_edges(t))
+    assert i_fixed.item() == pytest.approx(expected_fixed, abs=5e-3)
+    assert i_adaptive.item() == pytest.approx(math.log2(30), abs=5e-3)
+    assert i_fixed.item() < i_adaptive.item() - 2.0
+
+
+def test_adaptive_edges_span_each_models_range():
+    acts = torch.stack([torch.linspace(-2, 3, 40), torch.linspace(0, 1, 40)])[:, :, None]
+    edges = adaptive_edges(acts, n_bins=5)
+    torch.testing.assert_close(edges[0], torch.linspace(-2, 3, 6))
+    torch.testing.assert_close(edges[1], torch.linspace(0, 1, 6))
+    idx = bin_indices(acts, edges)
+    assert idx.min() == 0 and idx.max() == 4
+    assert torch.all(torch.bincount(idx[0, :, 0]) == 8)
+
+
+def test_batched_equals_reference_for_every_model_with_many_words_and_classes():
+    # 25 units x 30 bins x 3 classes needs three int64 words: exercises the lexsort.
+    rng = np.random.default_rng(3)
+    acts = torch.from_numpy(np.tanh(rng.standard_normal((5, 600, 25))).astype(np.float32))
+    # Duplicate some rows so that multi-word ties occur.
+    acts[:, 300:] = acts[:, :300]
+    acts[:, 300:450, -1] = 0.99  # differ only in the last unit (the last word)
+    y = torch.from_numpy(rng.integers(0, 3, 600))
+    for edges in (fixed_edges(), adaptive_edges(acts)):
+        i_xt, i_ty = binned_information(acts, y, edges, n_classes=3)
+        ref_xt, ref_ty = binned_information_reference(acts.numpy(), y.numpy(), edges.numpy())
+        np.testing.assert_allclose(i_xt.numpy(), ref_xt, atol=1e-9)
+        np.testing.assert_allclose(i_ty.numpy(), ref_ty, atol=1e-9)
+
+
+def test_invariant_to_permuting_units():
+    rng = np.random.default_rng(11)
+    acts = torch.from_numpy(np.tanh(2 * rng.standard_normal((4, N, 6))).astype(np.float32))
+    perm = torch.from_numpy(rng.permutation(6))
+    for edges in (fixed_edges(), adaptive_edges(acts)):
+        a = binned_information(acts, Y, edges)
+        b = binned_information(acts[:, :, perm], Y, edges)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_weights_equal_duplicated_samples():
+    # p(x) proportional to multiplicities == uniform over the duplicated sample set.
+    rng = np.random.default_rng(2)
+    n = 200
+    acts = torch.from_numpy(np.tanh(rng.standard_normal((3, n, 2))).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 2, n))
+    mult = torch.from_numpy(rng.integers(1, 5, n))
+    dup = torch.repeat_interleave(torch.arange(n), mult)
+    edges = fixed_edges(8)
+    weighted = binned_information(acts, y, edges, weights=mult.double())
+    duplicated = binned_information(acts[:, dup], y[dup], edges)
+    torch.testing.assert_close(weighted, duplicated, rtol=0, atol=1e-12)
+    ref = binned_information_reference(acts.numpy(), y.numpy(), edges.numpy(), weights=mult.numpy())
+    np.testing.assert_allclose(weighted[0].numpy(), ref[0], atol=1e-12)
+    np.testing.assert_allclose(weighted[1].numpy(), ref[1], atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(4)
+    acts = torch.from_numpy(np.tanh(rng.standard_normal((8, N, 5))).astype(np.float32))
+    cpu = binned_information(acts, Y, adaptive_edges(acts))
+    acts_cuda, y_cuda = acts.cuda(), Y.cuda()
+    gpu = binned_information(acts_cuda, y_cuda, adaptive_edges(acts_cuda))
+    torch.testing.assert_close((gpu[0].cpu(), gpu[1].cpu()), cpu, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_bins", [3, 7, 30, 100])
+def test_values_on_and_just_below_edges(n_bins):
+    # e_k <= t < e_{k+1}: an edge value opens its bin, the float just below closes the
+    # previous one; both ends saturate.
+    edges = torch.stack([fixed_edges(n_bins), fixed_edges(n_bins, -0.3, 2.9)])
+    below = torch.nextafter(edges, torch.tensor(-math.inf))
+    acts = torch.cat([edges, below, edges - 10, edges + 10], dim=1)[..., None]
+    idx = bin_indices(acts, edges)[..., 0]
+    k = torch.arange(n_bins + 1)
+    expect_on = k.clamp(max=n_bins - 1)
+    expect_below = (k - 1).clamp(min=0)
+    for m in range(2):
+        row = idx[m].split(n_bins + 1)
+        torch.testing.assert_close(row[0], expect_on)
+        torch.testing.assert_close(row[1], expect_below)
+        assert torch.all(row[2] == 0) and torch.all(row[3] == n_bins - 1)
+
+
+def test_no_graph_on_live_activations():
+    acts = torch.randn(2, 30, 3, requires_grad=True)
+    y = torch.arange(30) % 2
+    for edges in (fixed_edges(), adaptive_edges(acts)):
+        assert not edges.requires_grad
+        assert not any(t.requires_grad for t in binned_information(acts, y, edges))

@@ -1,0 +1,376 @@
+"""The Information Bottleneck experiment: the information plane of small networks.
+
+Shwartz-Ziv & Tishby (2017) trained 12-10-7-5-4-3-2 networks on a 12-bit task and saw,
+in the plane of I(X;T) against I(T;Y), a fitting phase followed by a compression phase,
+which they tied to a drop of the gradients' signal-to-noise ratio (drift, then diffusion).
+Saxe et al. (ICLR 2018) answered that compression is a property of saturating (tanh)
+units and of the binning estimator, and does not happen with ReLU. This experiment runs
+both sides from the same trainings: tanh and ReLU stacks, fixed and adaptive binning,
+Kolchinsky-Tracey KDE bounds, gradient SNR per layer, and a sweep over depth.
+
+A trial is (activation, hidden widths, seed); every trial of one (activation, widths)
+pair trains in one stack, and estimates are computed on the device during training at
+log-spaced epochs, for every layer of every model, without storing activations.
+
+Run it: ``dvc repro ib_analyze``; paper scale: ``theorydl profile paper`` first.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, field_validator, model_validator
+
+from theorydl.config import Params, Section, register_section
+from theorydl.experiments.base import Experiment, StageError, Unit, error_text, utcnow
+from theorydl.store.rows import TrialResult
+from theorydl.sweep.spec import TrialSpec
+
+__all__ = ["IB", "IBConfig", "log_epochs"]
+
+ESTIMATORS = ("bin", "bin_adaptive", "kde_upper", "kde_lower")
+
+
+class IBDataConfig(Section):
+    train_fraction: float = Field(default=0.85, gt=0.0, lt=1.0)
+    """Fraction of the 4096 patterns in the (stratified, shuffled) training set."""
+    split_seed: int = Field(default=0, ge=0)
+    """Seed of the train/test split."""
+    label_degree: int = Field(default=1, ge=1, le=6)
+    """Spherical-harmonic degree of the rotation-invariant label rule (1: H(Y) = 0.99998)."""
+
+
+class IBEstimatorConfig(Section):
+    bins: int = Field(default=30, ge=2, le=1000)
+    """Fixed binning: equal bins on bin_range (the original: 30 on [-1, 1])."""
+    bin_range: list[float] = Field(default_factory=lambda: [-1.0, 1.0], min_length=2,
+                                   max_length=2)
+    """Range [lo, hi] of the fixed bins; activations outside fall in the edge bins."""
+    adaptive_bins: int = Field(default=30, ge=2, le=1000)
+    """Adaptive binning: equal bins between each layer's min and max (Saxe et al.)."""
+    kde_noise_variance: float = Field(default=0.1, gt=0.0)
+    """Variance of the Gaussian noise the KDE bounds assume on each layer."""
+    kde_samples: int = Field(default=1024, ge=2, le=4096)
+    """Inputs the KDE bounds use (a fixed stratified subset; its cost grows as its square).
+    Binning always uses all 4096 patterns."""
+
+    @field_validator("bin_range")
+    @classmethod
+    def _ordered(cls, value: list[float]) -> list[float]:
+        if not value[1] > value[0]:
+            raise ValueError(f"bin_range must be increasing, got {list(value)}")
+        return value
+
+
+class IBPaths(Section):
+    data: str = "data/ib/dataset.parquet"
+    """Data stage output: the 4096 patterns, labels and split."""
+    trials: str = "results/ib/trials.parquet"
+    """Train stage output: long-form rows (trial x epoch x layer x estimator)."""
+    metrics: str = "metrics/ib.json"
+    """Summary metrics for `dvc metrics show`."""
+    depth_plot: str = "plots/ib_depth.csv"
+    """Plot data: depth against epochs to reach label information."""
+    plane_plot: str = "plots/ib_plane.csv"
+    """Plot data: seed-averaged information-plane trajectories."""
+    figure_plane: str = "figures/ib_plane.png"
+    """Information plane per activation and estimator, layers coloured by epoch."""
+    figure_epochs: str = "figures/ib_epochs.png"
+    """I(X;T) and I(T;Y) against epoch per layer."""
+    figure_snr: str = "figures/ib_snr.png"
+    """Gradient mean, std and SNR against epoch, with the detected transition."""
+    figure_depth: str = "figures/ib_depth.png"
+    """Number of hidden layers against epochs to reach label information."""
+
+
+class IBConfig(Section):
+    data: IBDataConfig = IBDataConfig()
+    """The 12-bit task."""
+    hidden: list[list[int]] = Field(min_length=1)
+    """Hidden-layer widths of each architecture; several entries make the depth sweep
+    (the paper's network: [10, 7, 5, 4, 3])."""
+    activations: list[Literal["tanh", "relu", "sigmoid", "elu", "gelu", "linear"]] = Field(
+        min_length=1)
+    """Hidden-layer activations to compare (tanh and ReLU: the two sides of the dispute)."""
+    optimizer: Literal["sgd", "adam"] = "adam"
+    """Paper: SGD; original code: Adam."""
+    lr: float = Field(default=4e-4, gt=0.0)
+    """Learning rate (original code: Adam 4e-4)."""
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """SGD momentum (ignored by Adam)."""
+    batch_size: int | None = Field(default=256, ge=1)
+    """Minibatch size (original: 256); null for full batch."""
+    epochs: int = Field(ge=1, le=1_000_000)
+    """Training epochs (paper scale: 8000-10000)."""
+    n_log_epochs: int = Field(default=60, ge=2)
+    """Epochs at which information is estimated, log-spaced in [0, epochs] (paper ~270)."""
+    n_seeds: int = Field(default=4, ge=1, le=10_000)
+    """Models per (activation, architecture), seeds 0..n_seeds-1 (paper: 50)."""
+    estimators: IBEstimatorConfig = IBEstimatorConfig()
+    """Information estimators and their settings."""
+    label_info_fraction: float = Field(default=0.95, gt=0.0, le=1.0)
+    """The depth claim's target: the last hidden layer's I(T;Y) >= this fraction of H(Y)."""
+    label_info_estimator: Literal["bin", "bin_adaptive", "kde_upper", "kde_lower"] = "bin"
+    """The estimator whose I(T;Y) the depth claim is measured with."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where stacks train: auto = CUDA when the worker has a GPU."""
+    gpus_per_stack: float = Field(default=0.25, ge=0.0, le=8.0)
+    """GPU share a stack asks Ray for (asked only where the cluster has GPUs)."""
+    stack_memory_mb: int = Field(default=2048, ge=16)
+    """Memory budget of one stack: the number of models per stack adapts to it."""
+    paths: IBPaths = IBPaths()
+    """Where the stages write (dvc.yaml reads the same keys)."""
+
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, value: list[list[int]]) -> list[list[int]]:
+        for widths in value:
+            if not widths or any(w < 1 for w in widths):
+                raise ValueError(f"each architecture needs >= 1 hidden layer of width >= 1, "
+                                 f"got {widths}")
+        if len({tuple(w) for w in value}) != len(value):
+            raise ValueError("repeated architectures")
+        return value
+
+    @model_validator(mode="after")
+    def _sampling(self) -> "IBConfig":
+        if self.n_log_epochs > self.epochs + 1:
+            raise ValueError(f"n_log_epochs ({self.n_log_epochs}) cannot exceed epochs + 1 "
+                             f"({self.epochs + 1})")
+        return self
+
+
+register_section("ib", IBConfig)
+
+
+def log_epochs(epochs: int, count: int) -> list[int]:
+    """``count`` distinct epochs in [0, epochs], as evenly spaced in log(1 + e) as integers allow.
+
+    Always includes 0 (the initialisation) and ``epochs`` (the end).
+    """
+    chosen: set[int] = {0, epochs}
+    grid = np.unique(np.round(np.expm1(np.linspace(0, math.log1p(epochs), 4 * count))))
+    for e in grid.astype(int):
+        if len(chosen) >= count:
+            break
+        chosen.add(int(e))
+    extra = iter(e for e in range(epochs + 1) if e not in chosen)
+    while len(chosen) < count:  # short runs: fill with the earliest epochs left
+        chosen.add(next(extra))
+    return sorted(chosen)
+
+
+def _kde_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A fixed, stratified subset of the inputs (all of them when size >= N)."""
+    if size >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    picks = []
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        k = max(1, round(size * len(idx) / len(y)))
+        picks.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+class IB(Experiment):
+    name = "ib"
+    version = 1
+    section = IBConfig
+
+    # ------------------------------------------------------------------ trials, units
+    def trials(self, cfg: IBConfig) -> list[TrialSpec]:
+        shared = {
+            "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum,
+            "batch_size": cfg.batch_size, "epochs": cfg.epochs, "n_log_epochs": cfg.n_log_epochs,
+            "train_fraction": cfg.data.train_fraction, "split_seed": cfg.data.split_seed,
+            "label_degree": cfg.data.label_degree, **{
+                f"est_{k}": v for k, v in cfg.estimators.model_dump().items()},
+        }
+        specs = []
+        for activation in cfg.activations:
+            for widths in cfg.hidden:
+                for seed in range(cfg.n_seeds):
+                    config = {"activation": activation, "hidden": list(widths),
+                              "depth": len(widths), **shared}
+                    specs.append(TrialSpec(self.name, self.version, config, seed=seed,
+                                           swept=("activation", "hidden", "depth")))
+        return specs
+
+    def units(self, trials, cfg: IBConfig) -> list[Unit]:
+        from theorydl.nn import max_stack_size
+
+        groups: dict[tuple, list[TrialSpec]] = {}
+        for t in trials:
+            groups.setdefault((t.config["activation"], tuple(t.config["hidden"])), []).append(t)
+        units = []
+        for (activation, widths), members in groups.items():
+            size = max_stack_size([12, *widths, 2], 4096, cfg.batch_size,
+                                  cfg.stack_memory_mb * 2**20)
+            for i in range(0, len(members), size):
+                chunk = tuple(members[i:i + size])
+                units.append(Unit(chunk, num_cpus=1, num_gpus=cfg.gpus_per_stack,
+                                  label=f"{activation}-{'-'.join(map(str, widths))}-{i}"))
+        # Deepest stacks first: they are the slowest.
+        return sorted(units, key=lambda u: -len(u.trials[0].config["hidden"]))
+
+    # ------------------------------------------------------------------ data
+    def data(self, params: Params, cfg: IBConfig) -> None:
+        from theorydl.data.ib import make_ib_dataset, save_ib_dataset
+
+        d = cfg.data
+        Path(cfg.paths.data).parent.mkdir(parents=True, exist_ok=True)
+        save_ib_dataset(make_ib_dataset(d.train_fraction, d.split_seed, d.label_degree),
+                        cfg.paths.data)
+
+    def check_data(self, cfg: IBConfig) -> None:
+        """Workers rebuild the dataset from its params (a cluster shares no disk); the data
+        stage's file must be that same dataset."""
+        from theorydl.data.ib import load_ib_dataset, make_ib_dataset
+
+        path = Path(cfg.paths.data)
+        if not path.exists():
+            raise StageError(f"{path} is missing: run the data stage first (`dvc repro ib_data`)")
+        stored = load_ib_dataset(path)
+        d = cfg.data
+        fresh = make_ib_dataset(d.train_fraction, d.split_seed, d.label_degree)
+        if not (np.array_equal(stored.y, fresh.y) and np.array_equal(stored.train_idx,
+                                                                     fresh.train_idx)):
+            raise StageError(f"{path} differs from the dataset the params describe; "
+                             f"re-run `dvc repro ib_data`")
+
+    # ------------------------------------------------------------------ training
+    def run_unit(self, unit: Unit, cfg: IBConfig) -> list[TrialResult]:
+        start = utcnow()
+        try:
+            measured, device = train_ib_stack(unit.trials, cfg)
+        except Exception as exc:  # noqa: BLE001 - a broken stack fails its trials only
+            return [TrialResult(t.id, "failed", start, utcnow(), error=error_text(exc))
+                    for t in unit.trials]
+        end = utcnow()
+        return [TrialResult(t.id, status, start, end, rows=rows, device=device)
+                for t, (status, rows) in zip(unit.trials, measured)]
+
+    # ------------------------------------------------------------------ analysis
+    def analyze(self, table: pa.Table, cfg: IBConfig, params: Params) -> dict[str, Any]:
+        from theorydl.experiments.ib_analysis import analyze_ib
+
+        return analyze_ib(table, cfg)
+
+
+def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]], str]:
+    """Train one stack (trials that share activation and widths); rows per trial.
+
+    Returns ``([(status, rows) per trial], device)``. A model whose loss becomes
+    non-finite is ``diverged``; its rows are kept up to the last finite estimate.
+    """
+    import torch
+
+    from theorydl.data.ib import make_ib_dataset
+    from theorydl.info import adaptive_edges, binned_information, fixed_edges, kde_information
+    from theorydl.nn import SGD, Adam, init_stack, train_stack
+
+    first = trials[0].config
+    device = _worker_device(cfg.device)
+    d = cfg.data
+    ds = make_ib_dataset(d.train_fraction, d.split_seed, d.label_degree)
+    # Copies: the dataset's arrays are read-only, which torch tensors cannot share.
+    X = torch.tensor(ds.X, device=device)
+    y = torch.tensor(ds.y, device=device)
+    train_idx = torch.tensor(ds.train_idx, device=device)
+    test_idx = torch.tensor(ds.test_idx, device=device)
+    kde_idx = torch.as_tensor(_kde_subset(ds.y, cfg.estimators.kde_samples, d.split_seed),
+                              device=device)
+    sizes = [X.shape[1], *first["hidden"], 2]
+    stack = init_stack(sizes, [t.seed for t in trials], activation=first["activation"],
+                       device=device)
+    opt = (Adam(cfg.lr) if cfg.optimizer == "adam"
+           else SGD(cfg.lr, momentum=cfg.momentum))
+    epochs = log_epochs(cfg.epochs, cfg.n_log_epochs)
+    n_layers = len(sizes) - 1
+    m = len(trials)
+    # est[k, estimator, layer, model, (i_xt, i_ty)], filled on device by the callback.
+    est = torch.full((len(epochs), len(ESTIMATORS), n_layers, m, 2), math.nan,
+                     dtype=torch.float64, device=device)
+    test_acc = torch.full((len(epochs), m), math.nan, dtype=torch.float64, device=device)
+    edges = fixed_edges(cfg.estimators.bins, *cfg.estimators.bin_range, device=device)
+    slot = {e: k for k, e in enumerate(epochs)}
+
+    def estimate(e: int, st) -> None:
+        k = slot[e]
+        logits, hidden = st(X, return_hidden=True)  # (M, N, C), [(M, N, units)]
+        # The output layer enters the plane as class probabilities, as in the paper.
+        layers = [h.contiguous() for h in (*hidden, torch.softmax(logits, dim=-1))]
+        for l, acts in enumerate(layers):
+            est[k, 0, l] = torch.stack(binned_information(acts, y, edges), dim=-1)
+            est[k, 1, l] = torch.stack(binned_information(
+                acts, y, adaptive_edges(acts, cfg.estimators.adaptive_bins)), dim=-1)
+            bounds = kde_information(acts.index_select(1, kde_idx), y[kde_idx],
+                                     cfg.estimators.kde_noise_variance)
+            est[k, 2, l] = torch.stack([bounds.i_xt_upper, bounds.i_ty_upper], dim=-1)
+            est[k, 3, l] = torch.stack([bounds.i_xt_lower, bounds.i_ty_lower], dim=-1)
+        pred = logits.index_select(1, test_idx).argmax(-1)
+        test_acc[k] = (pred == y[test_idx]).double().mean(-1)
+
+    result = train_stack(stack, X[train_idx], y[train_idx], opt, cfg.epochs,
+                         batch_size=cfg.batch_size, callback=estimate, callback_epochs=epochs,
+                         grad_stats=True)
+    # One transfer to the host at the end: the training loop never synchronises.
+    est_np = est.cpu().numpy()
+    acc_np = test_acc.cpu().numpy()
+    loss_np = result.loss.double().cpu().numpy()  # (M, E)
+    gmean = result.grad_mean_norm.double().cpu().numpy()  # (K, L, M)
+    gstd = result.grad_std_norm.double().cpu().numpy()
+    out = []
+    for i in range(m):
+        finite = np.isfinite(loss_np[i])
+        status = "ok" if finite.all() else "diverged"
+        rows = []
+        for k, e in enumerate(epochs):
+            if e > 0 and not finite[:e].all():
+                break
+            train_loss = float(loss_np[i, e - 1]) if e > 0 else None
+            for l in range(n_layers):
+                mean, std = gmean[k, l, i], gstd[k, l, i]
+                base = {
+                    "epoch": e, "layer": l + 1, "train_loss": train_loss,
+                    "test_acc": float(acc_np[k, i]), "h_y": ds.h_y_bits,
+                    "grad_mean": _num(mean), "grad_std": _num(std),
+                    "snr": _num(mean / std) if std > 0 else None,
+                }
+                for j, name in enumerate(ESTIMATORS):
+                    rows.append({**base, "estimator": name,
+                                 "i_xt": _num(est_np[k, j, l, i, 0]),
+                                 "i_ty": _num(est_np[k, j, l, i, 1])})
+        out.append((status, rows))
+    return out, str(device)
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _worker_device(name: str):
+    """The device for this worker: "auto" uses CUDA only when Ray gave this task a GPU
+    (or, outside Ray, when one is visible)."""
+    import torch
+
+    from theorydl.nn import resolve_device
+
+    if name != "auto":
+        return resolve_device(name)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    try:
+        import ray
+
+        if ray.is_initialized() and not ray.get_gpu_ids():
+            return torch.device("cpu")
+    except ImportError:
+        pass
+    return torch.device("cuda")
