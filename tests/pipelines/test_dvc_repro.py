@@ -48,19 +48,25 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     work, env = workspace
     out = _sh(["dvc", "repro"], work, env)
     assert "census: 3 trials asked for, 0 cached, 3 to run" in out, out
+    assert "ib: 8 trials asked for, 0 cached, 8 to run" in out, out
     for rel in ("data/census/domains.parquet", "results/census/trials.parquet",
                 "results/census/census.csv", "figures/census.png", "plots/census.csv",
-                "report/index.html"):
+                "report/index.html", "data/ib/dataset.parquet", "results/ib/trials.parquet",
+                "figures/ib_plane.png", "figures/ib_snr.png", "figures/ib_depth.png",
+                "figures/ib_epochs.png", "plots/ib_plane.csv", "plots/ib_depth.csv"):
         assert (work / rel).stat().st_size > 0, rel
     metrics = json.loads((work / "metrics/census.json").read_text())
     assert metrics["threshold"]["n_realizable"] == {"0": 2, "1": 4, "2": 14}
     assert metrics["threshold"]["matches_published"] is True
-    assert "<img" in (work / "report/index.html").read_text()
+    report = (work / "report/index.html").read_text()
+    assert report.count("<img") == 5 and "census" in report and "ib" in report
+    ib = json.loads((work / "metrics/ib.json").read_text())
+    assert ib["trials"] == {"ok": 8} and set(ib) == {"trials", "tanh", "relu"}
 
     shown = _sh(["dvc", "metrics", "show", "--json"], work, env)
     assert '"n_realizable"' in shown and "14" in shown
     plots = _sh(["dvc", "plots", "show", "--json"], work, env)
-    assert "log2_threshold" in plots
+    assert "log2_threshold" in plots and "epochs_to_label_info" in plots
 
     again = _sh(["dvc", "repro"], work, env)
     assert "Data and pipelines are up to date" in again, again
@@ -71,6 +77,7 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     _sh(["git", "commit", "-qm", "first run"], work, env)
     exp = _sh(["dvc", "exp", "run", "-S", "census.n_inputs=[0,1,2,3]"], work, env)
     assert re.search(r"census: 7 trials asked for, 3 cached, 4 to run", exp), exp
+    assert "Stage 'ib_train' didn't change" in exp and "ib: " not in exp
     metrics = json.loads((work / "metrics/census.json").read_text())
     assert metrics["threshold"]["n_realizable"]["3"] == 104
 

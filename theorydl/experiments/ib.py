@@ -150,18 +150,19 @@ register_section("ib", IBConfig)
 def log_epochs(epochs: int, count: int) -> list[int]:
     """``count`` distinct epochs in [0, epochs], as evenly spaced in log(1 + e) as integers allow.
 
+    Targets are ``expm1(linspace(0, log1p(epochs), count))``; where rounding would repeat
+    an epoch (early, where targets are closer than 1 apart) the next free epoch is taken.
     Always includes 0 (the initialisation) and ``epochs`` (the end).
     """
-    chosen: set[int] = {0, epochs}
-    grid = np.unique(np.round(np.expm1(np.linspace(0, math.log1p(epochs), 4 * count))))
-    for e in grid.astype(int):
-        if len(chosen) >= count:
-            break
-        chosen.add(int(e))
-    extra = iter(e for e in range(epochs + 1) if e not in chosen)
-    while len(chosen) < count:  # short runs: fill with the earliest epochs left
-        chosen.add(next(extra))
-    return sorted(chosen)
+    if not 2 <= count <= epochs + 1:
+        raise ValueError(f"need 2 <= count <= epochs + 1, got count={count}, epochs={epochs}")
+    targets = np.expm1(np.linspace(0.0, math.log1p(epochs), count))
+    chosen: list[int] = []
+    for i, t in enumerate(targets):
+        left = count - 1 - i  # epochs still to place after this one
+        e = max(int(round(t)), chosen[-1] + 1 if chosen else 0)
+        chosen.append(min(e, epochs - left))
+    return chosen
 
 
 def _kde_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -179,7 +180,7 @@ def _kde_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 class IB(Experiment):
     name = "ib"
-    version = 1
+    version = 2  # 2: log-spaced sampling of estimate epochs fixed
     section = IBConfig
 
     # ------------------------------------------------------------------ trials, units
@@ -306,6 +307,10 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
         # The output layer enters the plane as class probabilities, as in the paper.
         layers = [h.contiguous() for h in (*hidden, torch.softmax(logits, dim=-1))]
         for l, acts in enumerate(layers):
+            # A diverged model's NaN activations have no bin: estimate on zeros, then
+            # mark its estimates NaN, so one bad model does not break its stack.
+            finite = torch.isfinite(acts).all(dim=2).all(dim=1)  # (M,)
+            acts = torch.where(finite[:, None, None], acts, torch.zeros_like(acts))
             est[k, 0, l] = torch.stack(binned_information(acts, y, edges), dim=-1)
             est[k, 1, l] = torch.stack(binned_information(
                 acts, y, adaptive_edges(acts, cfg.estimators.adaptive_bins)), dim=-1)
@@ -313,6 +318,7 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
                                      cfg.estimators.kde_noise_variance)
             est[k, 2, l] = torch.stack([bounds.i_xt_upper, bounds.i_ty_upper], dim=-1)
             est[k, 3, l] = torch.stack([bounds.i_xt_lower, bounds.i_ty_lower], dim=-1)
+            est[k, :, l] = est[k, :, l].masked_fill(~finite[None, :, None], math.nan)
         pred = logits.index_select(1, test_idx).argmax(-1)
         test_acc[k] = (pred == y[test_idx]).double().mean(-1)
 
