@@ -53,13 +53,15 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
                 "results/census/census.csv", "figures/census.png", "plots/census.csv",
                 "report/index.html", "data/ib/dataset.parquet", "results/ib/trials.parquet",
                 "figures/ib_plane.png", "figures/ib_snr.png", "figures/ib_depth.png",
-                "figures/ib_epochs.png", "plots/ib_plane.csv", "plots/ib_depth.csv"):
+                "figures/ib_epochs.png", "plots/ib_plane.csv", "plots/ib_depth.csv",
+                "results/samdp/trials.parquet", "plots/samdp_criteria.csv",
+                "figures/samdp/breakout_seed0_samdp.png", "metrics/samdp.json"):
         assert (work / rel).stat().st_size > 0, rel
     metrics = json.loads((work / "metrics/census.json").read_text())
     assert metrics["threshold"]["n_realizable"] == {"0": 2, "1": 4, "2": 14}
     assert metrics["threshold"]["matches_published"] is True
     report = (work / "report/index.html").read_text()
-    assert report.count("<img") == 5 and "census" in report and "ib" in report
+    assert report.count("<img") == 9 and "census" in report and "samdp" in report
     ib = json.loads((work / "metrics/ib.json").read_text())
     assert ib["trials"] == {"ok": 8} and set(ib) == {"trials", "tanh", "relu"}
 
@@ -78,6 +80,7 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     exp = _sh(["dvc", "exp", "run", "-S", "census.n_inputs=[0,1,2,3]"], work, env)
     assert re.search(r"census: 7 trials asked for, 3 cached, 4 to run", exp), exp
     assert "Stage 'ib_train' didn't change" in exp and "ib: " not in exp
+    assert "Stage 'samdp_train' didn't change" in exp
     metrics = json.loads((work / "metrics/census.json").read_text())
     assert metrics["threshold"]["n_realizable"]["3"] == 104
 

@@ -33,9 +33,11 @@ def names() -> list[str]:
 def _register_builtins() -> None:
     from theorydl.experiments.census import Census
     from theorydl.experiments.ib import IB
+    from theorydl.experiments.samdp import SAMDPExperiment
 
     register(Census())
     register(IB())
+    register(SAMDPExperiment())
 
 
 _register_builtins()
