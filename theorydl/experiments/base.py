@@ -23,7 +23,8 @@ from theorydl.config import Params, Section
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
-__all__ = ["Experiment", "StageError", "Unit", "run_each", "utcnow", "error_text"]
+__all__ = ["Experiment", "StageError", "Unit", "run_each", "utcnow", "error_text",
+           "worker_device"]
 
 
 class StageError(RuntimeError):
@@ -118,3 +119,21 @@ def run_each(unit: Unit, fn: Callable[[TrialSpec], TrialResult | list[dict[str, 
         else:
             results.append(TrialResult(spec.id, "ok", start, utcnow(), rows=list(out)))
     return results
+
+
+def worker_device(name: str):
+    """The torch device a unit runs on: "cpu", "cuda", or "auto" = CUDA only when Ray
+    gave this task a GPU (outside Ray: when one is visible)."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but this worker sees no CUDA GPU")
+    if name != "auto":
+        return torch.device(name)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    import ray
+
+    if ray.is_initialized() and not ray.get_gpu_ids():
+        return torch.device("cpu")
+    return torch.device("cuda")

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 
 from theorydl.config import Params, Section, register_section
 from theorydl.experiments.base import Experiment, StageError, Unit, run_each
-from theorydl.store.store import write_table_atomic
+from theorydl.store.store import write_table_atomic, write_text_atomic
 from theorydl.sweep.spec import TrialSpec
 
 __all__ = ["Census", "CensusConfig", "census_table"]
@@ -178,8 +178,7 @@ class Census(Experiment):
             }
             for arch in archs
         }
-        Path(paths.metrics).parent.mkdir(parents=True, exist_ok=True)
-        Path(paths.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text_atomic(paths.metrics, json.dumps(metrics, indent=2) + "\n")
         from theorydl.report.figures import census_figure
 
         census_figure(rows, paths.figure)
@@ -230,12 +229,11 @@ def census_table(trials: pa.Table) -> list[dict[str, Any]]:
 
 def _write_csv(rows: list[dict[str, Any]], path: str) -> None:
     import csv
+    import io
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = Path(path).with_name(f".tmp-{Path(path).name}")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())

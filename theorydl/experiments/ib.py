@@ -26,7 +26,8 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from theorydl.config import Params, Section, register_section
-from theorydl.experiments.base import Experiment, StageError, Unit, error_text, utcnow
+from theorydl.experiments.base import (Experiment, StageError, Unit, error_text, utcnow,
+                                       worker_device)
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
@@ -276,7 +277,7 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
     from theorydl.nn import SGD, Adam, init_stack, train_stack
 
     first = trials[0].config
-    device = _worker_device(cfg.device)
+    device = worker_device(cfg.device)
     d = cfg.data
     ds = make_ib_dataset(d.train_fraction, d.split_seed, d.label_degree)
     # Copies: the dataset's arrays are read-only, which torch tensors cannot share.
@@ -359,24 +360,3 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
 def _num(x) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _worker_device(name: str):
-    """The device for this worker: "auto" uses CUDA only when Ray gave this task a GPU
-    (or, outside Ray, when one is visible)."""
-    import torch
-
-    from theorydl.nn import resolve_device
-
-    if name != "auto":
-        return resolve_device(name)
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    try:
-        import ray
-
-        if ray.is_initialized() and not ray.get_gpu_ids():
-            return torch.device("cpu")
-    except ImportError:
-        pass
-    return torch.device("cuda")

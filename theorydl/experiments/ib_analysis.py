@@ -14,11 +14,12 @@ Definitions (all averages are over seeds, of trials whose status is ok):
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from theorydl.store.store import write_text_atomic
 
 __all__ = ["analyze_ib", "seed_means", "fitting_and_compression", "epochs_to_label_info",
            "snr_transitions"]
@@ -109,17 +110,17 @@ def analyze_ib(table: pa.Table, cfg) -> dict[str, Any]:
             for (act, d), (mean, _, _) in sorted(depth.items()) if act == activation}
         metrics[activation] = entry
     paths = cfg.paths
-    Path(paths.metrics).parent.mkdir(parents=True, exist_ok=True)
-    _atomic_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(paths.metrics, json.dumps(metrics, indent=2) + "\n")
 
     plane = curves[(curves.arch == main) & (curves.estimator == "bin")]
-    _atomic_csv(plane[["activation", "layer", "epoch", "i_xt", "i_ty"]], paths.plane_plot)
+    write_text_atomic(paths.plane_plot, plane[["activation", "layer", "epoch", "i_xt", "i_ty"]]
+                      .to_csv(index=False, float_format="%.6g"))
     depth_rows = [{"depth": d, "activation": a, "epochs_to_label_info": m,
                    "seeds_reached": r, "seeds": n}
                   for (a, d), (m, r, n) in sorted(depth.items())]
     import pandas as pd
 
-    _atomic_csv(pd.DataFrame(depth_rows), paths.depth_plot)
+    write_text_atomic(paths.depth_plot, pd.DataFrame(depth_rows).to_csv(index=False))
 
     ib_figures.information_plane(curves[curves.arch == main], paths.figure_plane)
     ib_figures.information_vs_epoch(curves[curves.arch == main], paths.figure_epochs)
@@ -128,15 +129,3 @@ def analyze_ib(table: pa.Table, cfg) -> dict[str, Any]:
                           paths.figure_snr)
     ib_figures.depth_figure(depth, cfg.label_info_fraction, paths.figure_depth)
     return metrics
-
-
-def _atomic_text(path: str, text: str) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".tmp-{p.name}")
-    tmp.write_text(text)
-    tmp.replace(p)
-
-
-def _atomic_csv(frame, path: str) -> None:
-    _atomic_text(path, frame.to_csv(index=False, float_format="%.6g"))

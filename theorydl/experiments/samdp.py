@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +27,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from theorydl.config import Params, Section, register_section
-from theorydl.experiments.base import Experiment, Unit, run_each, utcnow
+from theorydl.experiments.base import Experiment, Unit, run_each, utcnow, worker_device
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
@@ -176,9 +175,7 @@ class SAMDPExperiment(Experiment):
                      label=f"{t.config['game']}-{t.seed}") for t in trials]
 
     def run_unit(self, unit: Unit, cfg: SAMDPConfig) -> list[TrialResult]:
-        from theorydl.experiments.ib import _worker_device
-
-        device = str(_worker_device(cfg.device))
+        device = str(worker_device(cfg.device))
 
         def one(spec: TrialSpec) -> TrialResult:
             import torch
@@ -258,7 +255,3 @@ def checkpoint_from_rows(rows: pa.Table):
         raise ValueError(f"expected one checkpoint row, found {ckpt.num_rows}")
     state = torch.load(io.BytesIO(ckpt["blob"][0].as_py()), weights_only=True)
     return state, json.loads(ckpt["dqn_config"][0].as_py())
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None

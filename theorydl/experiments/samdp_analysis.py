@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from theorydl.store.store import write_text_atomic
+
 __all__ = ["analyze_samdp", "criteria_by_k"]
 
 METHODS = ("spatiotemporal", "plain")
@@ -124,8 +126,8 @@ def analyze_samdp(table: pa.Table, cfg) -> dict[str, Any]:
         if "frames" in rec:
             plots.plot_cluster_frames(rec["frames"], emb, chosen.labels,
                                       figures / f"{name}_frames.png")
-    _write(cfg.paths.metrics, json.dumps(metrics, indent=2) + "\n")
-    _write(cfg.paths.criteria, _criteria_csv(criteria_rows))
+    write_text_atomic(cfg.paths.metrics, json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(cfg.paths.criteria, _criteria_csv(criteria_rows))
     return metrics
 
 
@@ -143,11 +145,3 @@ def _criteria_csv(rows: list[dict[str, Any]]) -> str:
     cols = list(dict.fromkeys(c for line in lines for c in line))
     out = [",".join(cols)] + [",".join(str(line.get(c, "")) for c in cols) for line in lines]
     return "\n".join(out) + "\n"
-
-
-def _write(path: str, text: str) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".tmp-{p.name}")
-    tmp.write_text(text)
-    tmp.replace(p)

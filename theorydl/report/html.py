@@ -18,6 +18,7 @@ import yaml
 from theorydl import experiments
 from theorydl.config import Params
 from theorydl.provenance import git_state
+from theorydl.store.store import write_text_atomic
 
 __all__ = ["build_report"]
 
@@ -89,8 +90,5 @@ def build_report(params: Params) -> Path:
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>theorydl report</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
     out = Path(params.report.path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{out.name}")
-    tmp.write_text(page)
-    tmp.replace(out)
+    write_text_atomic(out, page)
     return out

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-__all__ = ["Store", "write_table_atomic"]
+__all__ = ["Store", "write_table_atomic", "write_text_atomic"]
 
 
 class Store:
@@ -130,6 +130,19 @@ def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> None:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (metrics, CSV, HTML) atomically: temporary name, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{path.name}")
+    try:
+        tmp.write_text(text)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
