@@ -459,7 +459,9 @@ def train_stack(
     Minibatch mode (``batch_size < N``): each epoch, model i visits the data in the order
     ``torch.randperm(N, generator=data_generator(seeds[i]))`` (one generator per model,
     created when this call starts, advanced once per epoch; see ``data_generator``),
-    in ceil(N / batch_size) steps, the last one possibly smaller. Full-batch mode
+    in ceil(N / batch_size) steps, the last one possibly smaller. Permutations are drawn
+    on CPU even for a CUDA stack and copied to the device once per epoch
+    (``epoch_permutation``), so the data order does not depend on the device. Full-batch mode
     (``batch_size`` None or >= N): one step per epoch on the whole dataset, no shuffling.
 
     Gradients come from ``torch.autograd.grad`` of the sum over models of each model's
@@ -535,6 +537,7 @@ def train_stack(
             b = yb.shape[1]
             logits, _ = stack.forward_t(xb)  # (M, C, b)
             per_sample = F.cross_entropy(logits, yb, reduction="none")  # (M, b)
+            # One backward for all models: the models share no parameters (see docstring).
             grads = torch.autograd.grad(per_sample.sum() / b, params)
             total.add_(per_sample.detach().sum(1))
             if moments is not None:
