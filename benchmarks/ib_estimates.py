@@ -46,7 +46,7 @@ def main() -> None:
         "estimators": base.estimators.model_copy(update={"kde_samples": args.kde_samples})})
     specs = IB().trials(cfg)
     quiet = cfg.model_copy(update={"n_log_epochs": 2})
-    train_ib_stack(specs, cfg.model_copy(update={"epochs": 2}))  # warm-up: imports, allocator
+    train_ib_stack(specs, quiet.model_copy(update={"epochs": 2}))  # warm-up: imports, allocator
 
     t0 = time.perf_counter()
     _, device = train_ib_stack(specs, quiet)

@@ -20,7 +20,7 @@ from theorydl import experiments
 from theorydl.config import Params
 from theorydl.provenance import driver_provenance
 from theorydl.store.store import Store, write_table_atomic
-from theorydl.sweep.executor import ExecutionSummary, execute_units
+from theorydl.sweep.executor import execute_units
 from theorydl.sweep.planner import plan_trials
 
 __all__ = ["data", "train", "status", "analyze", "report"]
@@ -44,7 +44,6 @@ def train(params: Params, name: str) -> dict[str, Any]:
     plan = plan_trials(specs, store.latest_status(name), run.rerun)
     log.info("%s: %d trials asked for, %d cached, %d to run", name, len(plan.trials),
              plan.cached, len(plan.todo))
-    summary: ExecutionSummary | None = None
     if plan.todo:
         units = exp.units(plan.todo, cfg)
         summary = execute_units(exp, cfg, units, store, driver_provenance(), run.ray,
@@ -59,8 +58,8 @@ def train(params: Params, name: str) -> dict[str, Any]:
         raise RuntimeError(f"{name}: {len(missing)} planned trials have no stored rows")
     # A stable order makes the table's bytes depend only on its content, so a re-run
     # served from the cache leaves the DVC output (and everything downstream) unchanged.
-    table = table.take(pc.sort_indices(table, [("trial_id", "ascending"),
-                                                       ("attempt_id", "ascending")]))
+    order = pc.sort_indices(table, [("trial_id", "ascending"), ("attempt_id", "ascending")])
+    table = table.take(order)
     write_table_atomic(table, exp.trials_path(cfg))
     status = dict(zip(table["trial_id"].to_pylist(), table["status"].to_pylist()))
     failed = sum(1 for v in status.values() if v == "failed")

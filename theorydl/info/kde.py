@@ -106,10 +106,11 @@ def kde_information(
             ``(2 * chunk_size + 1) * N**2`` elements of ``acts.dtype``.
 
     Returns:
-        ``KDEBounds`` of float64 (M,) tensors on ``acts.device``.  The distances are
-        computed exactly (``donot_use_mm``) in ``acts.dtype``, so ``|h_i - h_i| = 0``
-        and tiny ``sigma`` does not amplify matmul round-off; pass float64 activations
-        if distances are small against their norms.
+        ``KDEBounds`` of float64 (M,) tensors on ``acts.device``.  The distances use
+        the GEMM form in ``acts.dtype`` with the self-distance set to exactly 0; a
+        distance between distinct points carries round-off of about eps * |h|^2, which a
+        tiny ``sigma`` amplifies: pass float64 activations if distances are small
+        against the activations' norms.
     """
     if noise_variance <= 0:
         raise ValueError(f"noise_variance must be > 0, got {noise_variance}")
@@ -120,7 +121,11 @@ def kde_information(
     nats = {"xt_lo": [], "xt_up": [], "ty_lo": [], "ty_up": []}
     for start in range(0, m, chunk_size):
         h = acts[start : start + chunk_size]
-        sq_dist = torch.cdist(h, h, compute_mode="donot_use_mm_for_euclid_dist").square_()
+        # The GEMM form |a|^2 + |b|^2 - 2ab is twice as fast on CPUs as direct differences;
+        # its round-off (~1e-7 relative) only matters for the self-distance, which is set
+        # to an exact 0 so every kernel row keeps its self term of exactly 1.
+        sq_dist = torch.cdist(h, h, compute_mode="use_mm_for_euclid_dist").square_()
+        sq_dist.diagonal(dim1=-2, dim2=-1).zero_()
         xt_up, ty_up = _mixture_terms(sq_dist, 2.0 * noise_variance, same_class, class_size)
         xt_lo, ty_lo = _mixture_terms(sq_dist, 8.0 * noise_variance, same_class, class_size)
         nats["xt_up"].append(xt_up)
