@@ -126,10 +126,10 @@ def worker_device(name: str):
     gave this task a GPU (outside Ray: when one is visible)."""
     import torch
 
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but this worker sees no CUDA GPU")
+    from theorydl.nn import resolve_device
+
     if name != "auto":
-        return torch.device(name)
+        return resolve_device(name)
     if not torch.cuda.is_available():
         return torch.device("cpu")
     import ray

@@ -63,24 +63,23 @@ DATA_SEED_OFFSET = 2**31
 # --------------------------------------------------------------------------- devices
 
 
-def resolve_device(name: str) -> torch.device:
-    """Map ``"auto" | "cpu" | "cuda"`` to a ``torch.device``.
+def resolve_device(name: str | torch.device) -> torch.device:
+    """Map ``"auto" | "cpu" | "cuda" | "cuda:N"`` (or a ``torch.device``) to a device.
 
-    ``"auto"`` is CUDA when available, else CPU. ``"cuda"`` without a usable CUDA
-    device raises ``ValueError`` rather than failing later inside the first kernel.
+    ``"auto"`` is CUDA when available, else CPU. CUDA without a usable CUDA device raises
+    ``ValueError`` rather than failing later inside the first kernel.
     """
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                "device 'cuda' was requested but CUDA is not available "
-                f"(torch {torch.__version__}); use 'cpu' or 'auto'"
-            )
-        return torch.device("cuda")
-    raise ValueError(f"unknown device {name!r}; expected 'auto', 'cpu' or 'cuda'")
+    if name != "cpu" and not (name == "cuda" or name.startswith("cuda:")):
+        raise ValueError(f"unknown device {name!r}; expected 'auto', 'cpu' or 'cuda'")
+    if name != "cpu" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {name!r} was requested but CUDA is not available "
+            f"(torch {torch.__version__}); use 'cpu' or 'auto'"
+        )
+    return torch.device(name)
 
 
 # ------------------------------------------------------------------ initialisation

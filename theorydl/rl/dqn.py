@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from theorydl.nn import resolve_device  # one device rule for the package (re-exported)
 from theorydl.rl.envs import BACKENDS, MINATAR_GAMES, Env, make_env
 
 __all__ = [
@@ -159,21 +160,6 @@ class DQNConfig:
 
 
 # --------------------------------------------------------------------------- devices & seeds
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` -> device.
-
-    Asking for CUDA without one raises ValueError now rather than inside the first kernel.
-    """
-    if isinstance(name, torch.device):
-        name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was requested but CUDA is not available; use 'cpu' or 'auto'")
-    return dev
 
 
 @contextlib.contextmanager
