@@ -15,8 +15,16 @@ Public (all from ``theorydl.nn.stack``):
   order, so a lone reference run can reproduce it;
 * ``max_stack_size`` - how many models fit in a memory budget;
 * ``resolve_device`` - ``"auto" | "cpu" | "cuda"`` to a ``torch.device``.
+
+From ``theorydl.nn.pathsgd`` and ``theorydl.nn.norms`` (the width sweeps' measures):
+
+* ``PathSGD`` - Path-SGD (Neyshabur, Salakhutdinov & Srebro 2015) as a stacked optimiser;
+  ``path_scales``, ``unit_scales``, ``bias_scales``, ``path_norm``;
+* ``frobenius_norms``, ``spectral_norms``, ``l2_path_norm``, ``margin``, ``error_rate``.
 """
 
+from theorydl.nn.norms import error_rate, frobenius_norms, l2_path_norm, margin, spectral_norms
+from theorydl.nn.pathsgd import PathSGD, bias_scales, path_norm, path_scales, unit_scales
 from theorydl.nn.stack import (
     ACTIVATIONS,
     DATA_SEED_OFFSET,
@@ -35,6 +43,16 @@ from theorydl.nn.stack import (
 )
 
 __all__ = [
+    "PathSGD",
+    "bias_scales",
+    "error_rate",
+    "frobenius_norms",
+    "l2_path_norm",
+    "margin",
+    "path_norm",
+    "path_scales",
+    "spectral_norms",
+    "unit_scales",
     "ACTIVATIONS",
     "DATA_SEED_OFFSET",
     "SGD",
