@@ -85,6 +85,26 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     assert metrics["threshold"]["n_realizable"]["3"] == 104
 
 
+def test_push_then_pull_gives_a_colleague_every_output_without_training(workspace, tmp_path):
+    work, env = workspace
+    _sh(["dvc", "repro"], work, env)  # no-op when the first test ran; else the whole run
+    _sh(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], work, env)
+    _sh(["git", "add", "-A"], work, env)
+    _sh(["git", "commit", "-qm", "results and remote", "--allow-empty"], work, env)
+    _sh(["dvc", "push"], work, env)
+
+    colleague = tmp_path / "colleague"
+    _sh(["git", "clone", "-q", str(work), str(colleague)], tmp_path, env)
+    assert not (colleague / "figures").exists()
+    _sh(["dvc", "pull"], colleague, env)
+    for rel in ("figures/census.png", "figures/ib_plane.png", "metrics/ib.json",
+                "plots/census.csv", "results/samdp/trials.parquet", "report/index.html"):
+        assert (colleague / rel).read_bytes() == (work / rel).read_bytes(), rel
+    status = _sh(["dvc", "status"], colleague, env)
+    assert "up to date" in status, status  # nothing to train: every stage is current
+    assert "log2_threshold" in _sh(["dvc", "plots", "show", "--json"], colleague, env)
+
+
 def test_malformed_params_stop_dvc_before_compute(workspace):
     work, env = workspace
     params = (work / "params.yaml").read_text()
