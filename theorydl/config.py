@@ -25,6 +25,7 @@ __all__ = [
     "RayConfig",
     "RunConfig",
     "ReportConfig",
+    "WandbConfig",
     "Params",
     "register_section",
     "load_params",
@@ -84,7 +85,33 @@ class ReportConfig(Section):
     """The self-contained HTML report the report stage writes."""
 
 
-_SECTIONS: dict[str, type[Section]] = {"run": RunConfig, "report": ReportConfig}
+class WandbConfig(Section):
+    enabled: bool = False
+    """Mirror runs, tables, figures and metrics to Weights & Biases (the store stays the
+    source of truth). When false, wandb is not even imported."""
+
+    mode: Literal["offline", "online"] = "offline"
+    """offline writes runs under `dir` (upload later with `wandb sync`); online sends them.
+    The API key comes only from the environment (WANDB_API_KEY), never from params."""
+
+    project: str = "theorydl"
+    """W&B project."""
+
+    entity: str | None = None
+    """W&B entity (user or team); None: the key's default."""
+
+    group: str | None = None
+    """Run group; None: the experiment's name."""
+
+    per_trial_runs: bool = False
+    """Also one run per trial (id derived from the trial id, so re-runs never duplicate)."""
+
+    dir: str = ".wandb"
+    """Where offline runs are written (git- and DVC-ignored)."""
+
+
+_SECTIONS: dict[str, type[Section]] = {"run": RunConfig, "report": ReportConfig,
+                                       "wandb": WandbConfig}
 
 
 def register_section(name: str, model: type[Section]) -> type[Section]:

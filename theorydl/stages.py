@@ -67,6 +67,7 @@ def train(params: Params, name: str) -> dict[str, Any]:
         log.warning("%s: %d trials failed; their rows carry the error. Re-run them with "
                     "`dvc repro -f %s_train` (run.rerun: failed retries them).", name,
                     failed, name)
+    _mirror(params, exp, cfg, "train")
     return {"planned": len(plan.trials), "cached": plan.cached, "ran": len(plan.todo),
             "failed": failed}
 
@@ -88,7 +89,37 @@ def analyze(params: Params, name: str) -> dict[str, Any]:
     exp = experiments.get(name)
     cfg = exp.config(params)
     table = pq.read_table(exp.trials_path(cfg))
-    return exp.analyze(table, cfg, params)
+    metrics = exp.analyze(table, cfg, params)
+    _mirror(params, exp, cfg, "analyze", metrics)
+    return metrics
+
+
+def _mirror(params: Params, exp, cfg, stage: str, metrics: dict | None = None) -> None:
+    """Mirror a stage's outputs to W&B when `wandb.enabled` (wandb is imported only then).
+
+    The run id derives from the experiment, the stage and the section's content, so the
+    same params re-run (or `wandb sync`) resume the same run instead of duplicating it.
+    """
+    settings = params.wandb
+    if not settings.enabled:
+        return
+    import hashlib
+
+    from theorydl.report.wandb_mirror import WandbSettings, mirror_stage, mirror_trials
+    from theorydl.sweep.spec import canonical_json
+
+    config = cfg.model_dump()
+    key = hashlib.sha256(canonical_json([exp.name, stage, config]).encode()).hexdigest()[:16]
+    mirror = WandbSettings(**settings.model_dump())
+    figures = {k: v for k, v in exp.outputs(cfg).items()
+               if str(v).endswith(".png") and Path(v).exists()} if stage == "analyze" else {}
+    table = str(exp.trials_path(cfg))
+    run_id = mirror_stage(mirror, experiment=exp.name, stage=stage, config=config,
+                          table_path=table, metrics=metrics, figures=figures, run_key=key)
+    log.info("%s: mirrored the %s stage to W&B (%s mode, run %s)", exp.name, stage,
+             settings.mode, run_id)
+    if stage == "train" and settings.per_trial_runs:
+        mirror_trials(mirror, experiment=exp.name, table_path=table)
 
 
 def report(params: Params) -> Path:

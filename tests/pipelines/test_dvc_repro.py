@@ -14,6 +14,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+# A secret in the environment, as a user's W&B key would be: it must appear in no output.
+FAKE_KEY = "f4k3" * 10
+
 
 def _sh(args, cwd, env, timeout=300):
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
@@ -35,6 +38,7 @@ def workspace(repo_root, tmp_path_factory):
             shutil.copy2(src, work / rel)
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "WANDB_API_KEY": FAKE_KEY,
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     _sh(["git", "init", "-q"], work, env)
@@ -103,6 +107,19 @@ def test_push_then_pull_gives_a_colleague_every_output_without_training(workspac
     status = _sh(["dvc", "status"], colleague, env)
     assert "up to date" in status, status  # nothing to train: every stage is current
     assert "log2_threshold" in _sh(["dvc", "plots", "show", "--json"], colleague, env)
+
+
+def test_no_secret_lands_in_the_store_outputs_or_logs(workspace):
+    work, env = workspace
+    log = _sh(["dvc", "repro", "-f", "census_train"], work, env)
+    assert FAKE_KEY not in log
+    needle = FAKE_KEY.encode()
+    scanned = 0
+    for path in work.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert needle not in path.read_bytes(), path
+            scanned += 1
+    assert scanned > 20 and any((work / ".theorydl" / "store").rglob("*.parquet"))
 
 
 def test_malformed_params_stop_dvc_before_compute(workspace):
