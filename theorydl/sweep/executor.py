@@ -42,6 +42,8 @@ __all__ = ["ExecutionSummary", "ensure_ray", "execute_units", "run_unit_on_worke
 log = logging.getLogger("theorydl")
 
 LOCALHOST = "127.0.0.1"
+# Ray's switch for its single-machine mode, in which every server binds to loopback.
+_SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,24 @@ def ensure_ray(cfg: RayConfig) -> bool:
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, **common)
     else:
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         from ray._private import ray_constants
 
-        ray_constants.ENABLE_RAY_CLUSTER = False  # the module read the variable at import
         num_cpus = cfg.num_cpus or os.cpu_count() or 1
         log.info("starting embedded Ray on %s with %d CPUs", LOCALHOST, num_cpus)
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 _node_ip_address=LOCALHOST, **common)
+        previous, previous_flag = os.environ.get(_SINGLE_NODE), ray_constants.ENABLE_RAY_CLUSTER
+        os.environ[_SINGLE_NODE] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False  # the module read the variable at import
+        try:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     _node_ip_address=LOCALHOST, **common)
+        finally:
+            # Ray's daemons have the variable now; this process's later children (a
+            # `ray start` of a real cluster, say) must not inherit single-node mode.
+            ray_constants.ENABLE_RAY_CLUSTER = previous_flag
+            if previous is None:
+                os.environ.pop(_SINGLE_NODE, None)
+            else:
+                os.environ[_SINGLE_NODE] = previous
     return True
 
 
