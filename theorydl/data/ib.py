@@ -51,6 +51,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from theorydl.store.store import write_table_atomic
+
 N_BITS = 12
 N_PATTERNS = 1 << N_BITS
 
@@ -325,7 +327,7 @@ def save_ib_dataset(ds: IBDataset, path: str | Path) -> None:
         "seed": ds.seed,
     }
     table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    pq.write_table(table, str(path))
+    write_table_atomic(table, path)  # temp name, then rename: never a partial file
 
 
 def load_ib_dataset(path: str | Path) -> IBDataset:

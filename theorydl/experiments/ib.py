@@ -225,7 +225,6 @@ class IB(Experiment):
         from theorydl.data.ib import make_ib_dataset, save_ib_dataset
 
         d = cfg.data
-        Path(cfg.paths.data).parent.mkdir(parents=True, exist_ok=True)
         save_ib_dataset(make_ib_dataset(d.train_fraction, d.split_seed, d.label_degree),
                         cfg.paths.data)
 
