@@ -13,7 +13,9 @@ Public:
   also return the last hidden layer), ``ReplayBuffer``, ``epsilon_at``, ``train_dqn``
   -> ``TrainOutput``, ``build_network``, ``env_from_config``, ``seed_streams``,
   ``resolve_device``, ``torch_threads`` (``theorydl.rl.dqn``; ``train_dqn`` and
-  ``record_policy`` take ``num_threads=`` — 1 is much faster on shared CPU cores);
+  ``record_policy`` take ``num_threads=`` — 1 is much faster on shared CPU cores;
+  ``train_dqn(timers={})`` times the parts of each learning step: ``TIMER_PARTS``,
+  ``TIMER_COUNTS``);
 * ``save_checkpoint``, ``load_checkpoint`` -> ``Checkpoint`` (weights-only loading;
   ``CheckpointError`` otherwise) (``theorydl.rl.checkpoint``);
 * ``record_policy`` -> ``Recording``, ``recording_to_arrow``, ``recording_from_arrow``
@@ -31,6 +33,8 @@ from theorydl.rl.checkpoint import (
     save_checkpoint,
 )
 from theorydl.rl.dqn import (
+    TIMER_COUNTS,
+    TIMER_PARTS,
     DQNConfig,
     QNetwork,
     ReplayBatch,
@@ -58,6 +62,8 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "MINATAR_GAMES",
     "RECORDING_FORMAT",
+    "TIMER_COUNTS",
+    "TIMER_PARTS",
     "AtariEnv",
     "Checkpoint",
     "CheckpointError",

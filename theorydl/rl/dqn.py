@@ -40,6 +40,8 @@ from theorydl.rl.envs import BACKENDS, MINATAR_GAMES, Env, make_env
 __all__ = [
     "DQNConfig",
     "QNetwork",
+    "TIMER_COUNTS",
+    "TIMER_PARTS",
     "ReplayBatch",
     "ReplayBuffer",
     "TrainOutput",
@@ -53,6 +55,16 @@ __all__ = [
 ]
 
 _OPTIMIZERS = ("rmsprop", "adam")
+#: The parts of a learning step that ``train_dqn(timers=...)`` times, in seconds:
+#: ``act_cpu`` (ε and the random draws of ε-greedy), ``act_net`` (the greedy forward pass,
+#: with the observation's transfer and the argmax read back), ``env`` (environment step,
+#: episode bookkeeping, reset), ``replay_add`` (storing the transition), ``replay_sample``
+#: (drawing indices and building the batch tensors on the device), ``update`` (TD loss,
+#: backward, optimizer step), ``target_sync`` (copying the online into the target network).
+TIMER_PARTS: tuple[str, ...] = ("act_cpu", "act_net", "env", "replay_add", "replay_sample", "update",
+                                "target_sync")
+#: The counts ``train_dqn(timers=...)`` records next to the times.
+TIMER_COUNTS: tuple[str, ...] = ("steps", "greedy_steps", "updates", "target_syncs")
 _LOSSES = ("huber", "mse")
 
 
@@ -430,7 +442,7 @@ def _td_loss(cfg: DQNConfig, online: QNetwork, target: QNetwork, batch: ReplayBa
 
 def train_dqn(cfg: DQNConfig, seed: int, device: str | torch.device = "cpu",
               progress_cb: Callable[[dict[str, Any]], None] | None = None, *,
-              num_threads: int | None = None) -> TrainOutput:
+              num_threads: int | None = None, timers: dict[str, float] | None = None) -> TrainOutput:
     """Train a DQN on ``cfg.game`` for ``cfg.total_steps`` environment steps.
 
     Each step t (0-based): ε = ``epsilon_at(t, ...)``; act ε-greedily; store the
@@ -450,16 +462,29 @@ def train_dqn(cfg: DQNConfig, seed: int, device: str | torch.device = "cpu",
             ``updates`` (gradient updates so far).
         num_threads: torch intra-op threads for the run (restored afterwards); None keeps
             the current setting. On CPU, 1 is usually fastest (see ``torch_threads``).
+        timers: optional dict that, for the steps from ``learning_starts`` on, accumulates
+            the wall seconds of each part of a step (keys ``TIMER_PARTS``) and the counts
+            ``TIMER_COUNTS`` (steps timed, greedy actions, gradient updates, target syncs);
+            existing values are added to. The run itself is unchanged (same results for a
+            seed). On CUDA the device is synchronised after the update and the target sync
+            when timing, so that their kernels are charged to them. None (default): no timing.
 
     Returns:
         ``TrainOutput`` (CPU state dict, episode returns and end steps, per-update losses).
     """
     with torch_threads(num_threads):
-        return _train_dqn(cfg, seed, resolve_device(device), progress_cb)
+        return _train_dqn(cfg, seed, resolve_device(device), progress_cb, timers)
+
+
+def _lap(timers: dict[str, float], key: str, since: float) -> float:
+    now = time.perf_counter()
+    timers[key] += now - since
+    return now
 
 
 def _train_dqn(cfg: DQNConfig, seed: int, dev: torch.device,
-               progress_cb: Callable[[dict[str, Any]], None] | None) -> TrainOutput:
+               progress_cb: Callable[[dict[str, Any]], None] | None,
+               timers: dict[str, float] | None = None) -> TrainOutput:
     streams = seed_streams(seed)
     env = env_from_config(cfg, streams.env_seed)
     online = build_network(cfg, env.obs_shape, env.n_actions, env.input_scale, streams.init_seed).to(dev)
@@ -477,20 +502,44 @@ def _train_dqn(cfg: DQNConfig, seed: int, dev: torch.device,
     end_steps: list[int] = []
     ep_return, ep_len = 0.0, 0
 
+    if timers is not None:
+        for key in TIMER_PARTS:
+            timers[key] = float(timers.get(key, 0.0))
+        for key in TIMER_COUNTS:
+            timers[key] = int(timers.get(key, 0))
+    sync = torch.cuda.synchronize if timers is not None and dev.type == "cuda" else None
+    tick = False  # time this step (timers given and t >= learning_starts)
+    c = 0.0
+
     obs = env.reset(streams.env_seed)
     t0 = time.perf_counter()
     t_learn = t0 if cfg.learning_starts == 0 else None
     for t in range(cfg.total_steps):
         if t == cfg.learning_starts:
             t_learn = time.perf_counter()
+        if timers is not None and t >= cfg.learning_starts:
+            tick = True
+            timers["steps"] += 1
+            c = time.perf_counter()
         eps = epsilon_at(t, cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, cfg.learning_starts)
         if act_rng.random() < eps:
             action = int(act_rng.integers(env.n_actions))
+            if tick:
+                c = _lap(timers, "act_cpu", c)
         else:
+            if tick:
+                c = _lap(timers, "act_cpu", c)
+                timers["greedy_steps"] += 1
             with torch.no_grad():
                 action = int(online(obs.to(dev).unsqueeze(0)).argmax(1).item())
+            if tick:
+                c = _lap(timers, "act_net", c)
         next_obs, reward, terminal = env.step(action)
+        if tick:
+            c = _lap(timers, "env", c)
         buffer.add(obs, action, reward, next_obs, terminal)
+        if tick:
+            c = _lap(timers, "replay_add", c)
         ep_return += reward
         ep_len += 1
         if terminal:
@@ -502,10 +551,14 @@ def _train_dqn(cfg: DQNConfig, seed: int, dev: torch.device,
             ep_return, ep_len = 0.0, 0
             next_obs = env.reset()
         obs = next_obs
+        if tick:
+            c = _lap(timers, "env", c)
 
         if (t >= cfg.learning_starts and (t - cfg.learning_starts) % cfg.train_every == 0
                 and len(buffer) >= cfg.batch_size):
             batch = buffer.sample(cfg.batch_size, replay_rng, dev)
+            if tick:
+                c = _lap(timers, "replay_sample", c)
             loss = _td_loss(cfg, online, target, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -514,8 +567,18 @@ def _train_dqn(cfg: DQNConfig, seed: int, dev: torch.device,
             optimizer.step()
             losses[n_updates] = loss.detach()
             n_updates += 1
+            if tick:
+                if sync is not None:
+                    sync(dev)
+                timers["updates"] += 1
+                c = _lap(timers, "update", c)
         if (t + 1) % cfg.target_update == 0:
             target.load_state_dict(online.state_dict())
+            if tick:
+                if sync is not None:
+                    sync(dev)
+                timers["target_syncs"] += 1
+                c = _lap(timers, "target_sync", c)
     t_end = time.perf_counter()
     wall = t_end - t0
     learn_steps = max(0, cfg.total_steps - cfg.learning_starts)
