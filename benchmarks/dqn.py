@@ -13,7 +13,7 @@
       learning step on, as for 98 % of a 5M-step run): the parts that stay on the CPU on
       any device (ε-greedy draws, MinAtar step, replay insertion, replay sampling and batch
       building) against the network work (greedy forward, batch-32 update, target sync);
-      the aten ops per learning step (torch.profiler; leaf ops that would launch a kernel
+      the aten ops per learning step (torch.profiler; those that would launch a kernel
       on a GPU, and the optimizer's share); then, for 5M steps, the measured cost on this
       device, the CPU-bound floor (5M x the CPU part: no device can go below it), and an
       estimated GPU cost = floor + launches per step x an assumed per-launch latency (an
