@@ -3,6 +3,7 @@
     theorydl validate                 # check params.yaml; exit 2 naming the bad key
     theorydl data census              # one experiment's data stage
     theorydl train census [--rerun failed|none|all]
+    theorydl search width             # an experiment's search stage (Optuna learning rates)
     theorydl analyze census
     theorydl report
     theorydl status census            # what the trial cache holds for the current params
@@ -32,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("validate", help="validate the params file")
-    for name in ("data", "analyze", "status"):
+    for name in ("data", "analyze", "status", "search"):
         sub.add_parser(name).add_argument("experiment")
     train = sub.add_parser("train", help="run missing trials, write the train table")
     train.add_argument("experiment")
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages.data(params, name)
         elif args.command == "train":
             stages.train(params, name)
+        elif args.command == "search":
+            result = stages.search(params, name)
+            print_metrics({k: v for k, v in result.items() if k == "best"})
         elif args.command == "analyze":
             print_metrics(stages.analyze(params, name))
         elif args.command == "report":

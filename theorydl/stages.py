@@ -23,7 +23,7 @@ from theorydl.store.store import Store, write_table_atomic
 from theorydl.sweep.executor import execute_units
 from theorydl.sweep.planner import plan_trials
 
-__all__ = ["data", "train", "status", "analyze", "report"]
+__all__ = ["data", "train", "search", "run_specs", "status", "analyze", "report"]
 
 log = logging.getLogger("theorydl")
 
@@ -33,43 +33,93 @@ def data(params: Params, name: str) -> None:
     exp.data(params, exp.config(params))
 
 
-def train(params: Params, name: str) -> dict[str, Any]:
-    """Run the trials of experiment ``name`` that the cache lacks; write its train table."""
-    exp = experiments.get(name)
-    cfg = exp.config(params)
+def run_specs(params: Params, exp, cfg, specs) -> tuple[Any, Any]:
+    """Run the trials of ``specs`` that the cache lacks; return (plan, their stored rows).
+
+    The rows are exactly those of ``specs`` (latest attempt each), in a stable order, so
+    a re-run served from the cache gives a byte-identical table.
+    """
     run = params.run
     store = Store(run.store)
-    exp.check_data(cfg)
-    specs = exp.trials(cfg)
-    plan = plan_trials(specs, store.latest_status(name), run.rerun)
-    log.info("%s: %d trials asked for, %d cached, %d to run", name, len(plan.trials),
+    plan = plan_trials(specs, store.latest_status(exp.name), run.rerun)
+    log.info("%s: %d trials asked for, %d cached, %d to run", exp.name, len(plan.trials),
              plan.cached, len(plan.todo))
     if plan.todo:
         units = exp.units(plan.todo, cfg)
         summary = execute_units(exp, cfg, units, store, driver_provenance(), run.ray,
                                 progress=run.progress)
         log.info("%s: ran %d trials in %d units in %.1fs: %d ok, %d failed, %d diverged",
-                 name, summary.trials, summary.units, summary.seconds, summary.ok,
+                 exp.name, summary.trials, summary.units, summary.seconds, summary.ok,
                  summary.failed, summary.diverged)
-    table = store.read(name, trial_ids=[s.id for s in plan.trials])
+    table = store.read(exp.name, trial_ids=[s.id for s in plan.trials])
     found = set(table["trial_id"].to_pylist()) if table.num_rows else set()
     missing = [s for s in plan.trials if s.id not in found]
     if missing:
-        raise RuntimeError(f"{name}: {len(missing)} planned trials have no stored rows")
+        raise RuntimeError(f"{exp.name}: {len(missing)} planned trials have no stored rows")
     # A stable order makes the table's bytes depend only on its content, so a re-run
     # served from the cache leaves the DVC output (and everything downstream) unchanged.
     order = pc.sort_indices(table, [("trial_id", "ascending"), ("attempt_id", "ascending")])
-    table = table.take(order)
-    write_table_atomic(table, exp.trials_path(cfg))
+    return plan, table.take(order)
+
+
+def _warn_failed(table, what: str) -> int:
     status = dict(zip(table["trial_id"].to_pylist(), table["status"].to_pylist()))
     failed = sum(1 for v in status.values() if v == "failed")
     if failed:
-        log.warning("%s: %d trials failed; their rows carry the error. Re-run them with "
-                    "`dvc repro -f %s_train` (run.rerun: failed retries them).", name,
-                    failed, name)
+        log.warning("%d trials failed; their rows carry the error. Re-run them with "
+                    "`dvc repro -f %s` (run.rerun: failed retries them).", failed, what)
+    return failed
+
+
+def train(params: Params, name: str) -> dict[str, Any]:
+    """Run the trials of experiment ``name`` that the cache lacks; write its train table."""
+    exp = experiments.get(name)
+    cfg = exp.config(params)
+    exp.check_data(cfg)
+    plan, table = run_specs(params, exp, cfg, exp.trials(cfg))
+    write_table_atomic(table, exp.trials_path(cfg))
+    failed = _warn_failed(table, f"{name}_train")
     _mirror(params, exp, cfg, "train")
     return {"planned": len(plan.trials), "cached": plan.cached, "ran": len(plan.todo),
             "failed": failed}
+
+
+def search(params: Params, name: str) -> dict[str, Any]:
+    """An experiment's search stage (Optuna ask-and-tell over cached trials); writes its
+    outputs and the rows of every searched point."""
+    import pyarrow as pa
+
+    from theorydl.experiments.base import StageError
+    from theorydl.sweep.executor import ensure_ray
+
+    exp = experiments.get(name)
+    cfg = exp.config(params)
+    if not hasattr(exp, "search"):
+        raise StageError(f"experiment {name!r} has no search stage")
+    exp.check_data(cfg)
+    tables = []
+
+    def run(specs):
+        _, table = run_specs(params, exp, cfg, specs)
+        tables.append(table)
+        return table
+
+    # One Ray for every round of the search, not one start per round.
+    started = ensure_ray(params.run.ray)
+    try:
+        result = exp.search(params, cfg, run)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else None
+    if table is not None:
+        order = pc.sort_indices(table, [("trial_id", "ascending"), ("attempt_id", "ascending")])
+        table = table.take(order)
+        write_table_atomic(table, Path(cfg.paths.search_trials))
+        _warn_failed(table, f"{name}_search")
+    return result
 
 
 def status(params: Params, name: str) -> dict[str, Any]:

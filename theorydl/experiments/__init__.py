@@ -34,10 +34,12 @@ def _register_builtins() -> None:
     from theorydl.experiments.census import Census
     from theorydl.experiments.ib import IB
     from theorydl.experiments.samdp import SAMDPExperiment
+    from theorydl.experiments.width import Width
 
     register(Census())
     register(IB())
     register(SAMDPExperiment())
+    register(Width())
 
 
 _register_builtins()

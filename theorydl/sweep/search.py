@@ -39,10 +39,12 @@ class FloatRange:
 
 
 def open_study(name: str, storage: str, *, direction: str = "minimize",
-               seed: int = 0) -> optuna.Study:
+               seed: int = 0, n_startup_trials: int = 10) -> optuna.Study:
     """Create or load study ``name`` from a journal file path or a database URL.
 
-    The TPE sampler is seeded, so the same storage and seed ask the same points.
+    The TPE sampler is seeded, so the same storage and seed ask the same points; its
+    first ``n_startup_trials`` points are random (Optuna's default is 10, too many for
+    the few points per study of a width sweep).
     """
     if "://" in storage:
         backend: str | optuna.storages.BaseStorage = storage
@@ -54,7 +56,8 @@ def open_study(name: str, storage: str, *, direction: str = "minimize",
         backend = JournalStorage(JournalFileBackend(str(storage)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(study_name=name, storage=backend, direction=direction,
-                               sampler=optuna.samplers.TPESampler(seed=seed),
+                               sampler=optuna.samplers.TPESampler(
+                                   seed=seed, n_startup_trials=n_startup_trials),
                                load_if_exists=True)
 
 
@@ -80,6 +83,11 @@ class AskTellSearch:
                       for k, r in self.space.items()}
             points.append((trial.number, params))
         return points
+
+    def finished(self) -> int:
+        """Points told so far (completed or failed)."""
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        return len(self.study.get_trials(deepcopy=False, states=states))
 
     def tell(self, number: int, value: float | None) -> None:
         """The value of an asked point; None (failed or diverged trial) marks it failed."""
