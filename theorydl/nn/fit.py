@@ -171,25 +171,17 @@ def fit_stack(
     if dropout:
         gen = torch.Generator(device=device).manual_seed(dropout_seed)
 
-    def measure(e: int, st: Stack) -> dict[str, np.ndarray]:
-        err, loss = evaluate_stack(st, X, y, chunk=eval_chunk)
-        values = {"train_error": err, "train_loss": loss}
-        if has_test:
-            values["test_error"], values["test_loss"] = evaluate_stack(st, X_test, y_test,
-                                                                        chunk=eval_chunk)
+    def measure(st: Stack, X_: Tensor, y_: Tensor, prefix: str) -> dict[str, np.ndarray]:
+        err, loss = evaluate_stack(st, X_, y_, chunk=eval_chunk)
         # One transfer per check: the host needs these values to decide who stops.
-        return {k: v.cpu().numpy() for k, v in values.items()}
+        return {f"{prefix}_error": err.cpu().numpy(), f"{prefix}_loss": loss.cpu().numpy()}
 
     def check(e: int) -> list[int]:
         """Measure the active models after epoch e; return the positions that stop."""
-        values = measure(e, current)
+        values = measure(current, X, y, "train")
         stop = []
         for j, i in enumerate(active):
-            loss = values["train_loss"][j]
-            if e in slot:
-                for k, v in values.items():
-                    curves[k][slot[e], i] = v[j]
-            err = values["train_error"][j]
+            err, loss = values["train_error"][j], values["train_loss"][j]
             if not math.isfinite(loss):
                 status[i] = "diverged"
             else:
@@ -201,8 +193,17 @@ def fit_stack(
                     continue
                 status[i] = "fit" if hit else "max_epochs"
             stop.append(j)
+        # The test set is measured only where something is recorded: a sampled epoch,
+        # or a model's stop.
+        if has_test and (e in slot or stop):
+            values.update(measure(current, X_test, y_test, "test"))
+        for j, i in enumerate(active):
+            if e in slot:
+                for k, v in values.items():
+                    curves[k][slot[e], i] = v[j]
+        for j in stop:
             for k, v in values.items():
-                final[k][i] = v[j]
+                final[k][active[j]] = v[j]
         return stop
 
     def retire(stopped: list[int], e: int) -> None:

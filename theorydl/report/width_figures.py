@@ -121,6 +121,9 @@ def optimizers(agg, path) -> None:
                             label=_LABEL.get(opt, opt))
             axes[1][c].plot(g.width, g.fit_epoch, "-o", ms=3, color=_COLOR.get(opt),
                             label=_LABEL.get(opt, opt))
+        if a[a.init == init].fit_epoch.isna().all():
+            axes[1][c].text(0.5, 0.5, "no width reached zero training error",
+                            transform=axes[1][c].transAxes, ha="center", fontsize=8)
         axes[0][c].set_title(f"{init} initialisation")
         axes[0][c].set_ylabel("test error")
         axes[1][c].set_ylabel("epochs to zero train error")
@@ -136,7 +139,7 @@ def search_figure(final, path) -> None:
     optimizer, coloured by width; the best point of each width is circled."""
     plt = _pyplot()
     opts = sorted(final.optimizer.unique())
-    fig, axes = _panels(plt, len(opts))
+    fig, axes = _panels(plt, len(opts), w=5.0)
     widths = sorted(final.width.unique())
     cmap = plt.get_cmap("viridis")
     norm = plt.matplotlib.colors.LogNorm(vmin=max(1, min(widths)), vmax=max(2, max(widths)))
@@ -154,6 +157,7 @@ def search_figure(final, path) -> None:
             ax.scatter([best.lr], [best.test_error], s=60, facecolors="none",
                        edgecolors="tab:red")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
         ax.set_xlabel("learning rate")
         ax.set_ylabel("validation error")
         ax.set_title(f"{_LABEL.get(opt, opt)}: searched points")
