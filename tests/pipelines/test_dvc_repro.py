@@ -59,13 +59,25 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
                 "figures/ib_plane.png", "figures/ib_snr.png", "figures/ib_depth.png",
                 "figures/ib_epochs.png", "plots/ib_plane.csv", "plots/ib_depth.csv",
                 "results/samdp/trials.parquet", "plots/samdp_criteria.csv",
-                "figures/samdp/breakout_seed0_samdp.png", "metrics/samdp.json"):
+                "figures/samdp/breakout_seed0_samdp.png", "metrics/samdp.json",
+                "data/width/dataset.npz", "results/width/best_lr.json",
+                "results/width/search_trials.parquet", "results/width/trials.parquet",
+                "plots/width_curve.csv", "figures/width_error.png", "figures/width_search.png"):
         assert (work / rel).stat().st_size > 0, rel
     metrics = json.loads((work / "metrics/census.json").read_text())
     assert metrics["threshold"]["n_realizable"] == {"0": 2, "1": 4, "2": 14}
     assert metrics["threshold"]["matches_published"] is True
     report = (work / "report/index.html").read_text()
-    assert report.count("<img") == 9 and "census" in report and "samdp" in report
+    assert report.count("<img") == 14 and "census" in report and "samdp" in report
+    assert "<h2>width</h2>" in report
+    # The width search: 2 optimizers x 2 widths, 2 points each; then the final sweep
+    # (2 optimizers x 2 inits x 2 widths x 2 seeds) at the learning rates it found.
+    assert "width: 8 trials asked for, 0 cached, 8 to run" in out, out
+    assert "width: 16 trials asked for, 0 cached, 16 to run" in out, out
+    best = json.loads((work / "results/width/best_lr.json").read_text())["best"]
+    assert set(best) == {f"{o}/d1/w{w}/noise0" for o in ("sgd", "pathsgd") for w in (4, 64)}
+    width = json.loads((work / "metrics/width.json").read_text())
+    assert {"sgd_balanced_depth1", "pathsgd_unbalanced_depth1"} <= set(width)
     ib = json.loads((work / "metrics/ib.json").read_text())
     assert ib["trials"] == {"ok": 8} and set(ib) == {"trials", "tanh", "relu"}
 
@@ -73,6 +85,7 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     assert '"n_realizable"' in shown and "14" in shown
     plots = _sh(["dvc", "plots", "show", "--json"], work, env)
     assert "log2_threshold" in plots and "epochs_to_label_info" in plots
+    assert "test_error_pathsgd" in plots
 
     again = _sh(["dvc", "repro"], work, env)
     assert "Data and pipelines are up to date" in again, again
@@ -85,6 +98,7 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     assert re.search(r"census: 7 trials asked for, 3 cached, 4 to run", exp), exp
     assert "Stage 'ib_train' didn't change" in exp and "ib: " not in exp
     assert "Stage 'samdp_train' didn't change" in exp
+    assert "Stage 'width_search' didn't change" in exp and "width: " not in exp
     metrics = json.loads((work / "metrics/census.json").read_text())
     assert metrics["threshold"]["n_realizable"]["3"] == 104
 

@@ -102,6 +102,7 @@ def norms_vs_width(agg, path) -> None:
             ax.set_yscale("log")
         ax.set_title(title)
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
 
@@ -130,6 +131,7 @@ def optimizers(agg, path) -> None:
         for r in range(2):
             _log2_width_axis(axes[r][c])
         axes[0][c].legend(fontsize=7)
+    fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
 
