@@ -219,3 +219,60 @@ def test_no_graph_on_live_activations():
     for edges in (fixed_edges(), adaptive_edges(acts)):
         assert not edges.requires_grad
         assert not any(t.requires_grad for t in binned_information(acts, y, edges))
+
+
+def _adversarial_case(rng: np.random.Generator, dtype: torch.dtype):
+    """Activations on, just below and just above the edges, saturated values, exact
+    zeros and random values; fixed edges or per-model edges far from zero (where the
+    quotient (t - lo) / width loses most digits)."""
+    m, units = 3, 4
+    n_bins = int(rng.integers(2, 40))
+    if rng.random() < 0.5:
+        edges = fixed_edges(n_bins, dtype=dtype)
+    else:
+        lo = torch.from_numpy(rng.uniform(-1e3, 1e3, m)).to(dtype)
+        span = torch.from_numpy(10.0 ** rng.uniform(-3, 2, m)).to(dtype)
+        edges = adaptive_edges(torch.stack([lo, lo + span], dim=1)[:, :, None], n_bins)
+    e = edges.expand(m, -1)
+    inf = torch.tensor(math.inf, dtype=dtype)
+    pieces = [e, torch.nextafter(e, -inf), torch.nextafter(e, inf), e - 1, e + 1,
+              torch.zeros_like(e), torch.ones_like(e), -torch.ones_like(e)]
+    lo, hi = e[:, :1], e[:, -1:]
+    pieces.append(lo + (hi - lo) * torch.from_numpy(rng.random((m, 200))).to(dtype))
+    flat = torch.cat(pieces, dim=1)
+    n = flat.shape[1] // units * units
+    acts = flat[:, torch.from_numpy(rng.permutation(flat.shape[1])[:n])].reshape(m, -1, units)
+    return acts, edges
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_bins_equal_exact_edge_comparison(monkeypatch, dtype):
+    # The CPU fast path (arithmetic bin, exact check only near edges) against the
+    # one-step correction of every value against the actual edges.
+    from theorydl.info import binning
+
+    rng = np.random.default_rng(21)
+    for _ in range(40):
+        acts, edges = _adversarial_case(rng, dtype)
+        fast = bin_indices(acts, edges)
+        with monkeypatch.context() as mp:
+            mp.setattr(binning, "_on_host", lambda device: False)
+            exact = bin_indices(acts, edges)
+        torch.testing.assert_close(fast, exact, rtol=0, atol=0)
+        ref = np.stack([np.digitize(acts[k].numpy(), edges.expand(3, -1)[k, 1:-1].numpy())
+                        for k in range(3)])
+        np.testing.assert_array_equal(fast.numpy(), ref)
+
+
+def test_host_and_device_paths_agree(monkeypatch):
+    # numpy sort and run lengths (CPU) against torch.sort and scatter_add (other devices).
+    from theorydl.info import binning
+
+    rng = np.random.default_rng(8)
+    for _ in range(30):
+        acts, y, edges, n_classes = _random_case(rng)
+        host = binned_information(acts, y, edges, n_classes=n_classes)
+        with monkeypatch.context() as mp:
+            mp.setattr(binning, "_on_host", lambda device: False)
+            device = binned_information(acts, y, edges, n_classes=n_classes)
+        torch.testing.assert_close(host, device, rtol=0, atol=1e-12)

@@ -27,15 +27,25 @@ the original tanh setting (30 bins on [-1, 1]); ``adaptive_edges`` spans each mo
 observed [min, max] as Saxe et al. did for ReLU layers.
 
 Vectorisation.  Each binned row is encoded exactly as an integer in positional notation
-(base ``n_bins`` per unit, base ``n_classes`` for the label); when ``n_bins**units *
-n_classes`` exceeds 2**63 - 1 the units are packed into several int64 words, compared
-lexicographically (no hashing, so no collisions).  Rows are sorted per model (a stable
-sort per word, least significant word first) and equal neighbours form runs whose
-weights are summed with ``scatter_add``; there is no loop over models or samples, and
-no host synchronisation.
+(base ``n_bins`` per unit, base ``n_classes`` for the label, least significant).  With
+uniform weights and ``n_bins**units * n_classes <= 2**53`` (the IB networks: 30 bins, up
+to 10 units) the code is held in a float64, where it is exact, rows are sorted per
+model (numpy's vectorised sort on CPU) and the entropies come from run lengths.
+Otherwise (weights, or wider layers) when the code exceeds 2**63 - 1 the units are
+packed into several int64 words, compared lexicographically (no hashing, so no
+collisions), rows are sorted per model (a stable sort per word, least significant word
+first) and equal neighbours form runs whose weights are summed with ``scatter_add``.
+There is no loop over models or samples; off CPU there is no host synchronisation.
+
+Bin indices on CPU: the arithmetic bin ``floor((t - lo) / width)`` is exact except
+within rounding distance of an interior edge; only those few values are compared with
+the actual edge value (see ``_bins_float``).  Elsewhere every value gets a one-step
+correction against the edges it falls between.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -50,6 +60,13 @@ __all__ = [
 ]
 
 _INT64_MAX = (1 << 63) - 1
+_FLOAT64_EXACT = 1 << 53  # integers up to here are exact in float64
+
+
+def _on_host(device: torch.device) -> bool:
+    """Whether tensors on ``device`` are host memory, where the numpy fast paths apply
+    and reading values costs no sync (tests switch it off to check the other paths)."""
+    return device.type == "cpu"
 
 
 def fixed_edges(
@@ -90,6 +107,82 @@ def adaptive_edges(acts: Tensor, n_bins: int = 30) -> Tensor:
     return edges
 
 
+def _edge_table(acts: Tensor, edges: Tensor) -> tuple[Tensor, int, Tensor, Tensor]:
+    """Edges in ``acts.dtype`` as (M, n_bins + 1), n_bins, and per-model lo, width (M, 1, 1)."""
+    e = edges.to(acts.dtype)
+    e = e.expand(acts.shape[0], -1) if e.dim() == 1 else e
+    n_bins = e.shape[-1] - 1
+    lo = e[:, :1, None]
+    width = (e[:, -1:, None] - lo) / n_bins
+    return e, n_bins, lo, width
+
+
+def _exact_bins(t: Tensor, guess: Tensor, e: Tensor, model: Tensor | None) -> Tensor:
+    """One-step correction of int64 bin guesses (each off by at most one) against the
+    actual edge values ``e`` (M, n_bins + 1): ``e_k <= t < e_{k+1}``, saturating at both
+    ends.  ``t``, ``guess``: (M, K) when ``model`` is None, else flat (K,) with ``model``
+    (K,) the model of each element."""
+    n_bins = e.shape[-1] - 1
+    if model is None:
+        below = (t < e.gather(1, guess)) & (guess > 0)
+        above = (t >= e.gather(1, guess + 1)) & (guess < n_bins - 1)
+    else:
+        flat = e.reshape(-1)
+        at = model * (n_bins + 1) + guess
+        below = (t < flat.index_select(0, at)) & (guess > 0)
+        above = (t >= flat.index_select(0, at + 1)) & (guess < n_bins - 1)
+    return guess - below.to(torch.int64) + above.to(torch.int64)
+
+
+def _bins_float(acts: Tensor, edges: Tensor) -> Tensor | None:
+    """CPU fast path of ``bin_indices``: exact bin indices as float (M, N, units) in
+    ``acts.dtype``, or None where it does not apply (off CPU; edges too uneven).
+
+    With ``x = (t - lo) / width`` (computed with relative error below ~4 eps) and the
+    edges' positions ``p_k = (e_k - lo) / width`` within ``dev`` of ``k``: where ``x``
+    is more than ``delta`` (twice ``dev`` plus 16 eps times the bins' index range and
+    the edges' magnitude in bins) away from every interior edge
+    index 1..n_bins-1, ``t >= e_k`` exactly when ``x >= k``, so the bin is
+    ``clamp(floor(x), 0, n_bins - 1)``.  Only the few values within ``delta`` of an
+    interior index ``k`` are compared with the actual edge ``e_k`` (bin ``k`` or
+    ``k - 1``; no other edge is that close while ``delta < 1/2``).
+    """
+    if not _on_host(acts.device):
+        return None
+    e, n_bins, lo, width = _edge_table(acts, edges)
+    eps = torch.finfo(acts.dtype).eps
+    e64 = e.double()
+    w64 = (e64[:, -1:] - e64[:, :1]) / n_bins
+    spacing = e64 - (e64[:, :1] + torch.arange(n_bins + 1, dtype=torch.float64) * w64)
+    dev = torch.where(w64 > 0, spacing.abs().amax(dim=1, keepdim=True) / w64, 0.0)
+    # The rounding of x and of dev itself is a few eps of the bins' index range and of
+    # the edges' magnitude in bins (edges far from zero carry fewer digits of the bins).
+    magnitude = torch.maximum(e64[:, :1].abs(), e64[:, -1:].abs())
+    in_bins = torch.where(w64 > 0, magnitude / w64, 0.0)
+    delta = 2 * dev + 16 * eps * (n_bins + 1 + in_bins)
+    if not bool(torch.all(delta < 0.25)):
+        return None
+    delta = delta.to(acts.dtype)[..., None]  # (M, 1, 1)
+    inv = torch.where(width > 0, 1.0 / width, 0.0)
+    # A zero-width range (constant layer) has all edges equal: everything goes to the
+    # last bin (every value is >= all edges).
+    x = (acts - lo).mul_(inv).add_(torch.where(width > 0, 0.0, float(n_bins)))
+    # Nearest interior edge index (clamped to 1..n_bins-1: a value nearest to edge 0 or
+    # n_bins is then more than delta away from it, as those edges need no check).
+    nearest = x.round().clamp_(1, n_bins - 1)
+    near = (x - nearest).abs_() < delta
+    bins = x.floor_().clamp_(0, n_bins - 1)
+    # The few values near an interior edge k: bin k if t >= e_k, else k - 1 (numpy's
+    # flat indexing is several times cheaper than torch's advanced indexing here).
+    where = np.flatnonzero(near.numpy())
+    if where.size:
+        t = acts.contiguous().numpy().reshape(-1)[where]
+        k = nearest.numpy().reshape(-1)[where].astype(np.intp)
+        model = where // (acts.shape[1] * acts.shape[2])
+        bins.numpy().reshape(-1)[where] = np.where(t >= e.numpy()[model, k], k, k - 1)
+    return bins
+
+
 @torch.no_grad()
 def bin_indices(acts: Tensor, edges: Tensor) -> Tensor:
     """Bin index of every activation, int64 (M, N, units) in ``[0, n_bins)``.
@@ -99,22 +192,18 @@ def bin_indices(acts: Tensor, edges: Tensor) -> Tensor:
     them).  Membership follows the given edge values exactly (``e_k <= t < e_{k+1}``,
     saturating at both ends); see the module docstring.
     """
-    e = edges.to(acts.dtype)
-    e = e.expand(acts.shape[0], -1) if e.dim() == 1 else e
-    n_bins = e.shape[-1] - 1
-    lo = e[:, :1, None]
-    width = (e[:, -1:, None] - lo) / n_bins
+    fast = _bins_float(acts, edges)
+    if fast is not None:
+        return fast.to(torch.int64)
+    e, n_bins, lo, width = _edge_table(acts, edges)
     # Arithmetic guess, then a one-step correction against the actual edge values: a
     # binary search over the edges (searchsorted) costs several times more on CPU, and
     # for equal spacing the guess is off by at most one bin from rounding.  A zero-width
     # range (constant layer) has all edges equal: everything goes to the last bin.
     guess = torch.where(width > 0, (acts - lo) / width, float(n_bins))
     idx = guess.floor_().clamp_(0, n_bins - 1).to(torch.int64)
-    flat = idx.reshape(acts.shape[0], -1)
-    t = acts.reshape(acts.shape[0], -1)
-    below = (t < e.gather(1, flat)) & (flat > 0)
-    above = (t >= e.gather(1, flat + 1)) & (flat < n_bins - 1)
-    return (flat - below.to(torch.int64) + above.to(torch.int64)).reshape(acts.shape)
+    flat = _exact_bins(acts.reshape(acts.shape[0], -1), idx.reshape(acts.shape[0], -1), e, None)
+    return flat.reshape(acts.shape)
 
 
 def _word_layout(n_digits: int, base: int, last_base: int) -> list[list[int]]:
@@ -189,6 +278,74 @@ def binned_information(
         and ``0 <= i_ty <= min(i_xt, H(Y))`` up to rounding.  Biases: see the module
         docstring (bin-width dependence, cap at log2 N).
     """
+    m, n, units = acts.shape
+    n_bins = edges.shape[-1] - 1
+    if weights is None and n_bins**units * n_classes <= _FLOAT64_EXACT:
+        return _binned_information_uniform(acts, y, edges, n_classes)
+    return _binned_information_words(acts, y, edges, n_classes, weights)
+
+
+def _entropy_of_runs(starts: Tensor) -> Tensor:
+    """Entropy (bits) of the runs of sorted rows under uniform weights.
+
+    ``starts`` (M, N) bool marks run starts (column 0 always).  H = log2 N - (1/N) sum
+    over runs of c log2 c, with c the run lengths: on CPU from the start positions
+    (numpy), elsewhere counted with ``scatter_add`` (no host sync).  float64 (M,).
+    """
+    m, n = starts.shape
+    if _on_host(starts.device):
+        pos = np.flatnonzero(starts.numpy())  # row-major, so runs of each row in order
+        length = np.diff(pos, append=m * n).astype(np.float64)
+        clogc = np.bincount(pos // n, weights=length * np.log2(length), minlength=m)
+        return math.log2(n) - torch.from_numpy(clogc) / n
+    run_id = torch.cumsum(starts, dim=1, dtype=torch.int64).sub_(1)
+    counts = torch.zeros(m, n, dtype=torch.float64, device=starts.device)
+    counts.scatter_add_(1, run_id, torch.ones_like(counts))
+    clogc = counts * torch.log2(counts.clamp_min(1.0))
+    return math.log2(n) - clogc.sum(dim=1) / n
+
+
+def _binned_information_uniform(
+    acts: Tensor, y: Tensor, edges: Tensor, n_classes: int
+) -> tuple[Tensor, Tensor]:
+    """``binned_information`` with uniform weights when the codes fit float64's 53 bits.
+
+    Each row (bins, label) is encoded as an exact integer held in a float64 (every
+    product and partial sum is an integer below 2**53, so the matrix-vector product
+    that builds the code is exact in any summation order); rows are sorted per model
+    (numpy's vectorised sort on CPU, several times faster than torch.sort there) and
+    run lengths give the entropies.
+    """
+    m, n, units = acts.shape
+    n_bins = edges.shape[-1] - 1
+    device = acts.device
+    bins = _bins_float(acts, edges)
+    bins = bin_indices(acts, edges).double() if bins is None else bins.double()
+    place = torch.tensor([float(n_bins**p * n_classes) for p in reversed(range(units))],
+                         dtype=torch.float64)
+    y = y.to(device=device, dtype=torch.int64)
+    codes = torch.matmul(bins, place.to(device)).add_(y.double())  # (M, N), label last
+    if _on_host(device):
+        codes = torch.from_numpy(np.sort(codes.numpy(), axis=1))
+    else:
+        codes = torch.sort(codes, dim=1).values
+    first = torch.ones(m, 1, dtype=torch.bool, device=device)
+    if n_classes & (n_classes - 1) == 0:  # a power of two: the product is exact
+        t_codes = codes.mul(1.0 / n_classes).floor_()
+    else:
+        t_codes = torch.div(codes, n_classes, rounding_mode="floor")
+    h_t = _entropy_of_runs(torch.cat([first, t_codes[:, 1:] != t_codes[:, :-1]], dim=1))
+    h_ty = _entropy_of_runs(torch.cat([first, codes[:, 1:] != codes[:, :-1]], dim=1))
+    p_y = torch.zeros(n_classes, dtype=torch.float64, device=device).scatter_add_(
+        0, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=device))
+    h_y = torch.where(p_y > 0, -p_y * torch.log2(p_y.clamp_min(1e-300)), 0.0).sum()
+    return h_t, h_t + h_y - h_ty
+
+
+def _binned_information_words(
+    acts: Tensor, y: Tensor, edges: Tensor, n_classes: int, weights: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """General path of ``binned_information``: int64 words, any weights."""
     m, n, units = acts.shape
     n_bins = edges.shape[-1] - 1
     device = acts.device
