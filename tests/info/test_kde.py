@@ -174,3 +174,24 @@ def test_no_graph_on_live_activations():
     acts = torch.randn(2, 30, 3, requires_grad=True)
     r = kde_information(acts, torch.arange(30) % 2, 0.1)
     assert not any(t.requires_grad for t in r)
+
+
+@pytest.mark.parametrize("n_classes", [1, 2, 3])
+def test_blocked_and_indicator_paths_equal_direct_formula(monkeypatch, n_classes):
+    # CPU: class-sorted symmetric blocks (forced small here, so that every strip has
+    # several blocks and blocks straddle class boundaries); other devices: indicator sums.
+    from theorydl.info import kde
+
+    g = torch.Generator().manual_seed(11)
+    m, n = 3, 97
+    acts = torch.tanh(torch.randn(m, n, 3, generator=g, dtype=F64))
+    y = torch.randint(0, n_classes, (n,), generator=g)
+    monkeypatch.setattr(kde, "_CPU_BLOCK_ELEMENTS", 200)
+    blocked = kde_information(acts, y, 0.05)
+    monkeypatch.setattr(kde, "_on_host", lambda device: False)
+    indicator = kde_information(acts, y, 0.05, chunk_size=2)
+    for k in range(m):
+        expect = _direct(acts[k], y, 0.05)
+        for a, b, e in zip(blocked, indicator, expect):
+            assert a[k].item() == pytest.approx(e, abs=1e-10)
+            assert b[k].item() == pytest.approx(e, abs=1e-10)
