@@ -222,3 +222,19 @@ def test_analysis_outputs(cfg):
     synthetic.loc[:, "fit_fraction"] = [0.5, 1.0] * (len(synthetic) // 2)
     assert width_metrics(synthetic)["sgd_balanced_depth1"]["interpolation_width"] == 64
     assert np.isfinite(agg.path_norm).all()
+
+
+def test_a_diverging_learning_rate_gives_diverged_trials_not_errors(cfg):
+    off = cfg.model_copy(update={"search": cfg.search.model_copy(update={"enabled": False}),
+                                 "lr": cfg.lr.model_copy(update={"sgd": 1e12})})
+    specs = [s for s in Width().trials(off) if s.config["optimizer"] == "sgd"
+             and s.config["width"] == 64]
+    exp = Width()
+    (unit,) = exp.units(specs, off)
+    results = exp.run_unit(unit, off)
+    assert {r.status for r in results} == {"diverged"}
+    table = build_table(specs, results, {"git_sha": None})
+    assert set(search_scores(table).values()) == {None}  # Optuna is told they failed
+    final = [r for res in results for r in res.rows if r["kind"] == "final"]
+    assert {r["stop_reason"] for r in final} == {"diverged"}
+    assert all(r["epoch"] < off.max_epochs for r in final)

@@ -564,13 +564,18 @@ def train_width_stack(trials: Sequence[TrialSpec], cfg: WidthConfig
         check_every=c["check_every"], weight_decay=c["weight_decay"], dropout=c["dropout"],
         dropout_seed=seeds[0])
     with torch.no_grad():
-        weights = [w.detach() for w in fitted.weights]
-        biases = [b.detach() for b in fitted.biases]
+        # A diverged model's non-finite weights would break the SVD of its stack-mates:
+        # measure it on zeros, then report its measures as missing.
+        finite = torch.stack([p.flatten(1).isfinite().all(1) for p in fitted.params]).all(0)
+        weights = [torch.where(finite[:, None, None], w.detach(), 0) for w in fitted.weights]
+        biases = [torch.where(finite[:, None], b.detach(), 0) for b in fitted.biases]
         frob = frobenius_norms(weights).double().cpu().numpy()  # (M, L)
         spec = spectral_norms(weights).double().cpu().numpy()
         path = l2_path_norm(weights, biases).double().cpu().numpy()  # (M,)
         logits = torch.cat([fitted(X[i:i + 8192]) for i in range(0, X.shape[0], 8192)], dim=1)
         marg = margin(logits, y).double().cpu().numpy()
+        bad = ~finite.cpu().numpy()
+        frob[bad], spec[bad], path[bad], marg[bad] = np.nan, np.nan, np.nan, np.nan
     eval_set = "test" if c["split"] == "final" else "validation"
     out = []
     for i, t in enumerate(trials):
