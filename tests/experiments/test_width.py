@@ -238,3 +238,26 @@ def test_a_diverging_learning_rate_gives_diverged_trials_not_errors(cfg):
     final = [r for res in results for r in res.rows if r["kind"] == "final"]
     assert {r["stop_reason"] for r in final} == {"diverged"}
     assert all(r["epoch"] < off.max_epochs for r in final)
+
+
+def test_a_search_killed_mid_round_resumes_with_the_same_points(cfg):
+    """Points asked but never told (the driver died while they trained) come back first,
+    as the same trials, so the trial cache serves whatever had finished."""
+    exp = Width()
+    asked: list[list[str]] = []
+
+    def crash(specs):
+        asked.append(sorted(s.id for s in specs))
+        raise KeyboardInterrupt("driver killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        exp.search(None, cfg, crash)
+    runner = _run_in_process(exp, cfg, [])
+
+    def record(specs):
+        asked.append(sorted(s.id for s in specs))
+        return runner(specs)
+
+    out = exp.search(None, cfg, record)
+    assert asked[1] == asked[0]
+    assert all(b["points"] == cfg.search.n_trials for b in out["best"].values())
