@@ -207,8 +207,12 @@ def test_analysis_outputs(cfg):
     for opt in off.optimizers:
         m = metrics[f"{opt}_balanced_depth1"]
         g = agg[(agg.optimizer == opt) & (agg.init == "balanced")].sort_values("width")
-        fits = g[g.fit_fraction == 1.0]
-        expect = int(fits.width.iloc[0]) if len(fits) else None
+        ok = list(g.fit_fraction == 1.0)
+        expect = None
+        for k in range(len(ok)):
+            if all(ok[k:]):
+                expect = int(g.width.iloc[k])
+                break
         assert m["interpolation_width"] == expect and m["largest_width"] == 64
         assert m["test_error_at_largest"] == pytest.approx(g.test_error.iloc[-1], abs=1e-6)
     assert "pathsgd_vs_sgd_at_largest_width" in metrics
@@ -217,10 +221,12 @@ def test_analysis_outputs(cfg):
     plot = open(off.paths.curve_plot).read().splitlines()
     assert plot[0].split(",")[0] == "width" and len(plot) == 1 + len(off.widths)
     assert json.loads(open(off.paths.metrics).read()) == json.loads(json.dumps(metrics))
-    # A table where a width interpolates for some seeds only does not count it.
+    # A width counts only if every seed fits, and only from where every wider one does.
     synthetic = agg.copy()
     synthetic.loc[:, "fit_fraction"] = [0.5, 1.0] * (len(synthetic) // 2)
     assert width_metrics(synthetic)["sgd_balanced_depth1"]["interpolation_width"] == 64
+    synthetic.loc[:, "fit_fraction"] = [1.0, 0.5] * (len(synthetic) // 2)
+    assert width_metrics(synthetic)["sgd_balanced_depth1"]["interpolation_width"] is None
     assert np.isfinite(agg.path_norm).all()
 
 

@@ -4,7 +4,8 @@ Definitions (means and standard deviations are over seeds):
 
 - a configuration (optimizer, init, depth, label noise) **interpolates** at width H when
   every seed of H reached zero training error; the **interpolation width** is the
-  smallest such H;
+  smallest H from which on every swept width interpolates (a narrower width that happens
+  to fit, between widths that do not, does not count);
 - **test error at interpolation** and **at the largest width**: their seed means; their
   difference is how much the test error kept falling after the training error hit zero
   (Neyshabur, Tomioka & Srebro's observation: positive);
@@ -67,7 +68,12 @@ def width_metrics(agg) -> dict[str, Any]:
     for key, g in agg.groupby(GROUP):
         g = g.sort_values("width")
         largest = g.iloc[-1]
-        fits = g[g.fit_fraction == 1.0]
+        # The widest run of widths that all interpolate, counted from the largest down.
+        fitting = (g.fit_fraction == 1.0).to_numpy()
+        tail = 0
+        while tail < len(fitting) and fitting[len(fitting) - 1 - tail]:
+            tail += 1
+        fits = g.iloc[len(g) - tail:]
         m = {"largest_width": int(largest.width),
              "test_error_at_largest": _num(largest.test_error),
              "train_error_at_largest": _num(largest.train_error),
