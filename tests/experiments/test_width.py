@@ -184,11 +184,17 @@ def test_search_writes_best_lrs_and_resumes_from_its_journal(cfg):
     assert again == []
 
 
-def test_search_scores():
-    table = pa.table({"trial_id": ["a", "a", "b", "c"], "status": ["ok", "ok", "diverged", "ok"],
-                      "kind": ["epoch", "final", "final", "final"],
-                      "test_error": [0.9, 0.25, 0.1, float("nan")]})
-    assert search_scores(table) == {"a": 0.25, "b": None, "c": None}
+def test_search_scores_rank_by_error_then_loss():
+    table = pa.table({"trial_id": ["a", "a", "b", "c", "d", "e"],
+                      "status": ["ok", "ok", "diverged", "ok", "ok", "ok"],
+                      "kind": ["epoch", "final", "final", "final", "final", "final"],
+                      "test_error": [0.9, 0.25, 0.1, float("nan"), 0.25, 0.25 - 1 / 60000],
+                      "test_loss": [2.0, 0.9, 0.1, 0.3, 0.4, 1e9]})
+    s = search_scores(table)
+    assert s["b"] is None and s["c"] is None  # diverged; no finite error
+    assert s["a"] == pytest.approx(0.25, abs=1e-6)
+    assert s["d"] < s["a"]  # same error, lower loss
+    assert s["e"] < s["d"]  # a lower error wins whatever its loss
 
 
 def test_analysis_outputs(cfg):

@@ -460,7 +460,8 @@ class Width(Experiment):
         # The study name carries a digest of everything that changes a point's value, so a
         # changed search opens a new study instead of mixing incomparable values.
         digest = hashlib.sha256(canonical_json(
-            [self.version, shared, s.model_dump(exclude={"storage", "enabled"})]
+            [self.version, "error+loss tie-break", shared,
+             s.model_dump(exclude={"storage", "enabled"})]
         ).encode()).hexdigest()[:10]
         studies: dict[str, tuple[AskTellSearch, dict[str, Any]]] = {}
         for optimizer in cfg.optimizers:
@@ -502,7 +503,7 @@ class Width(Experiment):
                                  f"see {cfg.paths.search_trials} for their errors, and "
                                  f"narrow width.search.lr_range.{key.split('/')[0]}")
             params_, value = found
-            best[key] = {"lr": params_["lr"], "validation_error": value,
+            best[key] = {"lr": params_["lr"], "validation_error": round(value, 6),
                          "points": search.finished()}
         out = {"storage": s.storage, "digest": digest, "best": best}
         from theorydl.store.store import write_text_atomic
@@ -518,18 +519,27 @@ class Width(Experiment):
         return analyze_width(table, cfg)
 
 
+#: Weight of the validation loss in a search score: small enough that it only breaks ties
+#: of the validation error (whose steps are >= 1 / N_val > 1e-6 for any dataset here).
+_LOSS_TIE_BREAK = 1e-9
+
+
 def search_scores(table: pa.Table) -> dict[str, float | None]:
-    """A search trial's value: its validation error at the stop (None: failed/diverged)."""
+    """A search trial's value: its validation error at the stop, ties broken by its
+    validation loss (error + 1e-9 * min(loss, 100)); None for a failed or diverged trial."""
     scores: dict[str, float | None] = {}
     if table.num_rows == 0:
         return scores
-    rows = table.select([c for c in ("trial_id", "status", "kind", "test_error")
+    rows = table.select([c for c in ("trial_id", "status", "kind", "test_error", "test_loss")
                          if c in table.column_names]).to_pylist()
     for r in rows:
         scores.setdefault(r["trial_id"], None)
         if r.get("status") == "ok" and r.get("kind") == "final":
-            v = r.get("test_error")
-            scores[r["trial_id"]] = float(v) if v is not None and math.isfinite(v) else None
+            err, loss = r.get("test_error"), r.get("test_loss")
+            if err is None or not math.isfinite(err):
+                continue
+            tie = min(loss, 100.0) if loss is not None and math.isfinite(loss) else 100.0
+            scores[r["trial_id"]] = float(err) + _LOSS_TIE_BREAK * tie
     return scores
 
 
