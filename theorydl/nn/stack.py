@@ -325,15 +325,11 @@ class Adam:
 
     def init(self, params: Sequence[Tensor]) -> OptimizerState:
         """State for ``params`` (each with leading model axis M)."""
-        # Each buffer list is made of views into one flat tensor, so that ``step`` can
-        # run the elementwise updates as single calls on the flat tensors (a dozen
-        # small parameters otherwise cost a dozen kernel calls per operation).
-        flat = {name: _flat_zeros(params) for name in ("exp_avg", "exp_avg_sq", "update")}
-        state = OptimizerState(_lr_views(self.lr, params),
-                               {k: flat[k][1] for k in ("exp_avg", "exp_avg_sq")})
-        state._flat = {k: v[0] for k, v in flat.items()}  # type: ignore[attr-defined]
-        state._flat_update_views = flat["update"][1]  # type: ignore[attr-defined]
-        return state
+        bufs = {
+            "exp_avg": [torch.zeros_like(p) for p in params],
+            "exp_avg_sq": [torch.zeros_like(p) for p in params],
+        }
+        return OptimizerState(_lr_views(self.lr, params), bufs)
 
     @torch.no_grad()
     def step(self, params: Sequence[Tensor], grads: Sequence[Tensor], state: OptimizerState) -> None:
@@ -343,14 +339,9 @@ class Adam:
         # The step counter is a Python int, so bias corrections cost no device sync.
         bias1 = 1 - beta1**state.step
         bias2_sqrt = math.sqrt(1 - beta2**state.step)
-        exp_avg, exp_avg_sq = state.buffers["exp_avg"], state.buffers["exp_avg_sq"]
-        flat = getattr(state, "_flat", None)
-        if flat is not None and _views_of(exp_avg, flat["exp_avg"]) and _views_of(
-                exp_avg_sq, flat["exp_avg_sq"]):
-            self._flat_step(params, grads, state, flat, bias1, bias2_sqrt)
-            return
         if self.weight_decay:
             grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        exp_avg, exp_avg_sq = state.buffers["exp_avg"], state.buffers["exp_avg_sq"]
         torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sq, beta2)
         torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
@@ -360,60 +351,6 @@ class Adam:
         update = torch._foreach_div(exp_avg, denom)
         torch._foreach_mul_(update, state.lr)
         torch._foreach_add_(params, update, alpha=-1.0 / bias1)
-
-    def _flat_step(self, params: Sequence[Tensor], grads: Sequence[Tensor], state: OptimizerState,
-                   flat: dict[str, Tensor], bias1: float, bias2_sqrt: float) -> None:
-        """``step`` on the flat buffers: the same elementwise operations in the same order
-        (so the same values, bit for bit), one call each instead of one per parameter."""
-        beta1, beta2 = self.betas
-        g = torch.cat([t.reshape(-1) for t in grads])
-        if self.weight_decay:
-            g.add_(torch.cat([p.detach().reshape(-1) for p in params]), alpha=self.weight_decay)
-        exp_avg, exp_avg_sq, update = flat["exp_avg"], flat["exp_avg_sq"], flat["update"]
-        exp_avg.lerp_(g, 1 - beta1)
-        exp_avg_sq.mul_(beta2)
-        exp_avg_sq.addcmul_(g, g, value=1 - beta2)
-        denom = exp_avg_sq.sqrt()
-        denom.div_(bias2_sqrt)
-        denom.add_(self.eps)
-        torch.div(exp_avg, denom, out=update)
-        update.mul_(_flat_lr(state, params))
-        torch._foreach_add_(params, state._flat_update_views, alpha=-1.0 / bias1)  # type: ignore[attr-defined]
-
-
-def _flat_lr(state: OptimizerState, params: Sequence[Tensor]) -> Tensor:
-    """Per-element learning rates matching the flat buffers, rebuilt whenever
-    ``state.lr`` was replaced or its tensors changed in place (their version counters)."""
-    key = (id(state.lr), tuple((v.data_ptr(), v._version) for v in state.lr))
-    cached = getattr(state, "_flat_lr_cache", None)
-    if cached is None or cached[0] != key:
-        flat = torch.cat([v.expand_as(p).reshape(-1) for v, p in zip(state.lr, params)])
-        cached = (key, flat)
-        state._flat_lr_cache = cached  # type: ignore[attr-defined]
-    return cached[1]
-
-
-def _flat_zeros(params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
-    """A zero flat tensor for ``params`` and its views shaped like each parameter."""
-    flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype,
-                       device=params[0].device)
-    return flat, _unflatten(flat, params)
-
-
-def _unflatten(flat: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
-    """Views of consecutive pieces of ``flat`` shaped like ``params``."""
-    return [piece.view_as(p) for piece, p in zip(flat.split([p.numel() for p in params]), params)]
-
-
-def _views_of(tensors: Sequence[Tensor], flat: Tensor) -> bool:
-    """Whether ``tensors`` are still the consecutive views ``_unflatten`` made of ``flat``
-    (a caller may have replaced the buffer lists, e.g. with a subset of the models)."""
-    offset = 0
-    for t in tensors:
-        if t._base is not flat or t.storage_offset() != offset or not t.is_contiguous():
-            return False
-        offset += t.numel()
-    return offset == flat.numel()
 
 
 # ------------------------------------------------------------------------- training
