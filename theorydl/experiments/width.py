@@ -45,6 +45,7 @@ from theorydl.config import Params, Section, register_section
 from theorydl.experiments.base import (Experiment, StageError, Unit, error_text, utcnow,
                                        worker_device)
 from theorydl.store.rows import TrialResult
+from theorydl.store.store import write_text_atomic
 from theorydl.sweep.spec import TrialSpec, canonical_json
 
 __all__ = ["Width", "WidthConfig", "unbalance_stack", "study_key"]
@@ -387,6 +388,7 @@ class Width(Experiment):
 
         data = load_width_data(cfg)
         d_in, n_classes, n = data.x_train.shape[1], data.n_classes, data.x_train.shape[0]
+        budget = cfg.stack_memory_mb * 2**20 - 4 * data.x_train.size - 4 * data.x_test.size
         groups: dict[str, list[TrialSpec]] = {}
         for t in trials:
             key = canonical_json({k: v for k, v in t.config.items() if k not in ("lr", "init")})
@@ -395,7 +397,6 @@ class Width(Experiment):
         for members in groups.values():
             c = members[0].config
             sizes = [d_in, *[c["width"]] * c["depth"], n_classes]
-            budget = cfg.stack_memory_mb * 2**20 - 4 * data.x_train.size - 4 * data.x_test.size
             size = max_stack_size(sizes, min(n, 8192), c["batch_size"], max(budget, 1))
             cost = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
             for i in range(0, len(members), size):
@@ -422,13 +423,11 @@ class Width(Experiment):
                  cfg.paths.data)
 
     def check_data(self, cfg: WidthConfig) -> None:
-        from theorydl.data.vision import load_npz
-
         path = Path(cfg.paths.data)
         if not path.exists():
             raise StageError(f"{path} is missing: run the data stage first "
                              f"(`dvc repro width_data` or `theorydl data width`)")
-        data = load_npz(path)
+        data = load_width_data(cfg)  # read once: units() on the driver reuses it
         d = cfg.data
         if data.name != d.dataset or (d.train_subset is not None
                                       and data.y_train.size != d.train_subset):
@@ -506,8 +505,6 @@ class Width(Experiment):
             best[key] = {"lr": params_["lr"], "validation_error": round(value, 6),
                          "points": search.finished()}
         out = {"storage": s.storage, "digest": digest, "best": best}
-        from theorydl.store.store import write_text_atomic
-
         write_text_atomic(Path(cfg.paths.best_lr),
                           json.dumps(out, indent=2, sort_keys=True) + "\n")
         return out

@@ -29,9 +29,10 @@ __all__ = ["analyze_width", "final_frame", "aggregate", "width_metrics"]
 GROUP = ["optimizer", "init", "depth", "label_noise"]
 
 
-def final_frame(table: pa.Table):
-    """One row per trial: its final measures (kind == "final"), trials that failed dropped."""
-    df = table.to_pandas()
+def final_frame(table):
+    """One row per trial: its final measures (kind == "final"), trials that failed dropped.
+    ``table``: an Arrow table or its pandas frame."""
+    df = table.to_pandas() if isinstance(table, pa.Table) else table
     return df[(df.kind == "final") & (df.status != "failed")].copy()
 
 
@@ -113,7 +114,8 @@ def curve_plot(agg):
 def analyze_width(table: pa.Table, cfg) -> dict[str, Any]:
     from theorydl.report import width_figures as figs
 
-    final = final_frame(table)
+    df = table.to_pandas()
+    final = final_frame(df)
     if final.empty:
         raise ValueError("the width table has no finished trial to analyse")
     agg = aggregate(final)
@@ -121,7 +123,6 @@ def analyze_width(table: pa.Table, cfg) -> dict[str, Any]:
     paths = cfg.paths
     write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     write_text_atomic(Path(paths.curve_plot), curve_plot(agg).to_csv(index=False))
-    df = table.to_pandas()
     epochs = df[(df.kind == "epoch") & (df.status != "failed")]
     figs.error_vs_width(agg, paths.figure_error)
     figs.error_vs_epoch(epochs, paths.figure_epochs)
