@@ -20,6 +20,7 @@ from theorydl.nn import (
     resolve_device,
     train_stack,
 )
+from theorydl.nn.stack import _BACKWARD_FROM_OUTPUT, _affine_act
 
 F64 = torch.float64
 SIZES = (5, 8, 6, 3)
@@ -151,6 +152,42 @@ def test_relu_stack_matches_lone_models(data):
         nets.append(net)
         losses.append(loss)
     assert_same_as_lone(stack, result, nets, losses)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("batch_size", [BATCH, None], ids=["minibatch", "full-batch"])
+def test_every_activation_trains_like_lone_models(data, activation, batch_size):
+    # tanh, relu, sigmoid and linear train through the hand-written backward pass on flat
+    # parameter buffers; elu and gelu through autograd: both must equal torch.nn.
+    assert (activation in _BACKWARD_FROM_OUTPUT) == (activation not in ("elu", "gelu"))
+    X, y = data
+    lrs = (0.05, 0.1, 0.02, 0.2)
+    stack = init_stack(SIZES, SEEDS, activation=activation, dtype=F64)
+    result = train_stack(stack, X, y, SGD(lrs, momentum=0.9), EPOCHS, batch_size=batch_size)
+    nets, losses = [], []
+    for seed, lr in zip(SEEDS, lrs):
+        net = lone_net(seed, activation)
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+        loss, _ = train_lone(net, X, y, opt, EPOCHS, batch_size, seed)
+        nets.append(net)
+        losses.append(loss)
+    assert_same_as_lone(stack, result, nets, losses)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 3e-7), (F64, 1e-15)])
+def test_cpu_tanh_through_sigmoid_agrees_with_torch_tanh(dtype, tol):
+    gen = torch.Generator().manual_seed(0)
+    w_t = torch.randn(3, 4, 5, generator=gen, dtype=dtype) * 3
+    b = torch.randn(3, 4, generator=gen, dtype=dtype)
+    a = torch.randn(3, 5, 64, generator=gen, dtype=dtype)
+    z = torch.baddbmm(b.unsqueeze(2), w_t, a)
+    fast = _affine_act(b, w_t, a, "tanh")
+    assert (fast - torch.tanh(z)).abs().max() <= tol
+    assert fast.abs().max() <= 1.0
+    # The shared-input form (one GEMM for all models) gives the same values.
+    shared = _affine_act(b, w_t, a[0], "tanh")
+    expected = torch.tanh(torch.baddbmm(b.unsqueeze(2), w_t, a[0].expand(3, -1, -1)))
+    assert (shared - expected).abs().max() <= tol
 
 
 def test_data_generator_is_the_documented_one():
