@@ -61,9 +61,13 @@ def test_stacked_trials_equal_trials_trained_alone(cfg):
         b = {(r["epoch"], r["layer"], r["estimator"]): r for r in alone[1]}
         assert a.keys() == b.keys()
         for key in a:
+            # A GEMM over 1 or over M models may round differently in the last bit, and
+            # binning is discontinuous: one of the 4096 inputs crossing a bin edge moves
+            # a binned estimate by up to ~2 log2(4096) / 4096 = 0.006 bits.
+            tol = 0.01 if key[2].startswith("bin") else 1e-4
             for col in ("i_xt", "i_ty", "train_loss", "test_acc"):
                 x, y = a[key][col], b[key][col]
-                assert (x is None and y is None) or x == pytest.approx(y, abs=1e-4), (key, col)
+                assert (x is None and y is None) or x == pytest.approx(y, abs=tol), (key, col)
 
 
 def test_rows_are_long_form_and_bounded(cfg):

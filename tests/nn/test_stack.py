@@ -300,6 +300,11 @@ def test_forward_matches_lone_models_and_shared_input_agrees(data, activation):
     assert shared.shape == (3, N, 3)
     assert [h.shape for h in hidden] == [(3, N, u) for u in sizes[1:-1]]
     torch.testing.assert_close(shared, per_model, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():  # the graph-free path (fast CPU tanh) gives the same values
+        torch.testing.assert_close(stack(X), shared, rtol=1e-12, atol=1e-12)
+        _, hidden_ng = stack(X.expand(3, *X.shape).clone(), return_hidden=True)
+        for a, b in zip(hidden_ng, hidden):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     for i, seed in enumerate((10, 11, 12)):
         torch.testing.assert_close(per_model[i], lone_net(seed, activation, sizes)(X), rtol=1e-12, atol=1e-12)
     # Hidden activations are post-activation outputs of the first layers.

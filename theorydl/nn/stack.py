@@ -296,10 +296,22 @@ class Stack:
         GEMMs whose output rows are a few floats wide, which CPU BLAS runs several
         times slower than (M, out, in) @ (M, in, B), whose rows are B wide; the
         cross-entropy over (M, C, B) likewise beats (M * B, C) for small C.
+
+        Under ``torch.no_grad()`` it takes the training loop's graph-free path, where a
+        CPU tanh goes through the sigmoid (``_affine_act``: equal to float rounding).
         """
-        act = ACTIVATIONS[self.activation]
         hidden: list[Tensor] = []
         last = self.n_layers - 1
+        if not torch.is_grad_enabled():
+            # No graph to build (evaluation, estimates): the training loop's forward,
+            # with its cheaper CPU tanh.
+            h = x.T if x.dim() == 2 else x.transpose(1, 2)
+            for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = _affine_act(b, w.transpose(1, 2), h, self.activation if l < last else None)
+                if l < last and return_hidden:
+                    hidden.append(h)
+            return h, hidden
+        act = ACTIVATIONS[self.activation]
         m = self.n_models
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
             w_t = w.transpose(1, 2)  # (M, out, in), a view
