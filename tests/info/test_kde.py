@@ -178,15 +178,17 @@ def test_no_graph_on_live_activations():
 
 @pytest.mark.parametrize("n_classes", [1, 2, 3])
 def test_blocked_and_indicator_paths_equal_direct_formula(monkeypatch, n_classes):
-    # CPU: class-sorted symmetric blocks (forced small here, so that every strip has
-    # several blocks and blocks straddle class boundaries); other devices: indicator sums.
+    # CPU: class-sorted strips above the diagonal (forced small here, so that every class
+    # has several strips and models go in groups with a shorter last one); other
+    # devices: indicator sums.
     from theorydl.info import kde
 
     g = torch.Generator().manual_seed(11)
     m, n = 3, 97
     acts = torch.tanh(torch.randn(m, n, 3, generator=g, dtype=F64))
     y = torch.randint(0, n_classes, (n,), generator=g)
-    monkeypatch.setattr(kde, "_CPU_BLOCK_ELEMENTS", 200)
+    monkeypatch.setattr(kde, "_CPU_STRIP_ELEMENTS", 200)
+    monkeypatch.setattr(kde, "_CPU_BLOCK_ELEMENTS", 400)
     blocked = kde_information(acts, y, 0.05)
     monkeypatch.setattr(kde, "_on_host", lambda device: False)
     indicator = kde_information(acts, y, 0.05, chunk_size=2)
@@ -195,3 +197,79 @@ def test_blocked_and_indicator_paths_equal_direct_formula(monkeypatch, n_classes
         for a, b, e in zip(blocked, indicator, expect):
             assert a[k].item() == pytest.approx(e, abs=1e-10)
             assert b[k].item() == pytest.approx(e, abs=1e-10)
+
+
+def _host_and_indicator(monkeypatch, acts, y, var, strip, block):
+    """The CPU strip path with the given strip and block sizes, and the indicator path."""
+    from theorydl.info import kde
+
+    with monkeypatch.context() as mp:
+        mp.setattr(kde, "_CPU_STRIP_ELEMENTS", strip)
+        mp.setattr(kde, "_CPU_BLOCK_ELEMENTS", block)
+        host = kde_information(acts, y, var)
+    with monkeypatch.context() as mp:
+        mp.setattr(kde, "_on_host", lambda device: False)
+        indicator = kde_information(acts, y, var, chunk_size=3)
+    return host, indicator
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_strips_equal_indicator_path_in_float32(monkeypatch, seed):
+    # Random stacks in float32: odd and tiny N, up to 5 classes (some absent, some with
+    # one member), strips of 1 row up to whole classes, model groups with a shorter last
+    # one, and noise from tiny (the log-kernel clamp is needed) to wide (it is skipped).
+    rng = np.random.default_rng(100 + seed)
+    m, n = int(rng.integers(1, 8)), int(rng.integers(1, 260))
+    units = int(rng.integers(1, 11))
+    acts = torch.from_numpy(np.tanh(2 * rng.standard_normal((m, n, units))).astype(np.float32))
+    if seed % 4 == 0:  # saturated: many exact duplicates
+        acts = torch.sign(acts)
+    y = torch.from_numpy(rng.integers(0, int(rng.integers(1, 6)), n))
+    var = float(10.0 ** rng.uniform(-4, 2)) if seed > 2 else (1e-4, 0.1, 10.0)[seed]
+    strip = int(rng.choice([1, 37, 500, 1 << 14]))
+    block = int(rng.choice([1, 300, 5000, 1 << 18]))
+    host, indicator = _host_and_indicator(monkeypatch, acts, y, var, strip, block)
+    for a, b in zip(host, indicator):
+        assert a.shape == (m,) and a.dtype == F64 and not torch.isnan(a).any()
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    # and the float64 textbook formula, to float32 precision
+    for k in range(m):
+        for a, e in zip(host, _direct(acts[k].double(), y, var)):
+            assert a[k].item() == pytest.approx(e, abs=1e-4)
+
+
+def test_edge_cases_of_the_strip_path(monkeypatch):
+    # One input; two inputs of two classes; all inputs equal; N not a multiple of the
+    # strips; a class of one member.
+    for acts, y in [
+        (torch.randn(2, 1, 3), torch.tensor([1])),
+        (torch.tensor([[[0.0], [1.0]]]), torch.tensor([0, 1])),
+        (torch.full((3, 50, 2), 0.7), torch.arange(50) % 3),
+        (torch.randn(4, 101, 5), (torch.arange(101) > 99).long()),
+    ]:
+        host, indicator = _host_and_indicator(monkeypatch, acts, y, 0.1, 64, 300)
+        for a, b in zip(host, indicator):
+            assert not torch.isnan(a).any()
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    r = kde_information(torch.full((3, 50, 2), 0.7), torch.arange(50) % 3, 0.1)
+    assert all(torch.all(t.abs() < 1e-6) for t in r)
+
+
+def test_workspaces_are_reused_without_stale_state(monkeypatch):
+    # Later calls of a shape reuse its buffers and views: results must not depend on
+    # what an earlier call left there, nor on whether the workspace was cached.
+    from theorydl.info import kde
+
+    g = torch.Generator().manual_seed(5)
+    a, b = (torch.tanh(torch.randn(6, 300, 4, generator=g)) for _ in range(2))
+    y = torch.randint(0, 3, (300,), generator=g)
+    first = kde_information(a, y, 0.1)
+    other = kde_information(b, y, 0.1)
+    again = kde_information(a, y, 0.1)
+    for p, q in zip(first, again):
+        assert torch.equal(p, q)
+    monkeypatch.setattr(kde, "_WORKSPACE_CACHE_BYTES", 0)  # keeps only the newest
+    kde_information(a[:, :200], y[:200], 0.1)
+    fresh = kde_information(b, y, 0.1)
+    for p, q in zip(other, fresh):
+        assert torch.equal(p, q)

@@ -27,18 +27,27 @@ sums carry a relative error of order 1e-7, i.e. an absolute error of order 1e-7 
 so a value can read a hair outside [0, log2 N]; for very wide kernels, where the
 information itself is that small, pass float64 activations.
 
-Computation.  Distances come from one GEMM of augmented rows, and one exp gives both
-kernels (the KL kernel is the Bhattacharyya kernel to the 4th power).  On CPU the inputs
-are sorted by class, only the blocks on and above the diagonal of the symmetric kernel
-are built (row and column sums of each block), one model at a time in cache-sized
-blocks: memory is O(N) per model beyond the activations.  Elsewhere (GPU) each model
-needs an N x N matrix (64 MiB in float32 for N = 4096) plus a temporary of the same
-size; models are processed ``chunk_size`` at a time.
+Computation.  Log-kernels, in base 2 (exp2 is the cheaper exponential on CPU), come
+from one GEMM of augmented rows, and one exp2 gives both kernels (the KL kernel is the
+Bhattacharyya kernel to the 4th power).  On CPU the inputs are sorted by class and only
+the entries on and above the diagonal of the symmetric kernel are built: strips of rows
+of one class against the columns from the strip on, as an own-class block and a
+later-classes block; the strips' row sums and the column sums right of their diagonal
+blocks give every row's total and own-class sums.  Strips are taken for several models
+at a time, in blocks that stay in cache through the passes over them; the buffers and
+the views of each block are kept per thread for the last few problem shapes (a few MiB
+each, as for a 50-model stack on 512 inputs) and reused by later calls.  (On CPU the
+clamp of the log-kernel to [floor, 0] is skipped when no distance can reach the floor;
+a distance that rounds negative then leaves its entry a few ulps above 1.)  Elsewhere
+(GPU) each model needs an N x N matrix (64 MiB in float32 for N = 4096) plus a
+temporary of the same size; models are processed ``chunk_size`` at a time.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
@@ -60,19 +69,29 @@ class KDEBounds(NamedTuple):
     i_ty_upper: Tensor
 
 
-# exp(-80) ~ 1.8e-35 is above float32's smallest normal (1.2e-38).  Kernel values below
-# it are clamped up to it: each row sum contains the self term 1, so the change is at
-# most N * 1.8e-35 relative, while subnormal floats slow CPUs down several-fold.
+# exp(-80) ~ 1.8e-35 is above float32's smallest normal (1.2e-38).  Log-kernel values
+# below it are clamped up to it: each row sum contains the self term 1, so the change is
+# at most N * 1.8e-35 relative, while an exp with a subnormal result costs a CPU 20-40
+# times a normal one.  The kernels are evaluated as exp2 (cheaper than exp on CPU), so
+# log-kernels are held in base-2 units: l2 = l / ln 2, floor -80 / ln 2.
 _LOG_KERNEL_FLOOR = -80.0
+_LOG2_KERNEL_FLOOR = _LOG_KERNEL_FLOOR / math.log(2.0)
 # The upper-bound kernel is the lower-bound one to the 4th power, taken after clamping
 # the lower one at exp(-80 / 4): that is exp(max(-d / (2 sigma^2), -80)) up to three
-# roundings (a few ulps), the same floor, with no subnormal intermediate.
+# roundings (a few ulps), the same floor, with no subnormal intermediate.  (The CPU path
+# squares without that clamp: a product's subnormal result costs a multiply little,
+# and entries below exp(-80) then read as their true value or 0 instead of exp(-80).)
 _KERNEL_FLOOR_QUARTER = math.exp(_LOG_KERNEL_FLOOR / 4)
-# On CPU the kernel is built in blocks of about this many elements (512 KiB in float32),
-# which stay in cache through all the passes over them (distance, exp, powers, sums); a
-# whole (models, N, N) chunk would travel through main memory on every pass.  Measured
-# on 2 EPYC cores: 2^17 beats 2^16 (more per-op overhead) and 2^18.
-_CPU_BLOCK_ELEMENTS = 1 << 17
+# CPU blocking: each class's rows are cut into strips of about _CPU_STRIP_ELEMENTS
+# kernel entries per model (the part of the triangle below the diagonal that a strip's
+# square diagonal block also computes is about N * strip height / 2 entries per model,
+# a few per cent here), and strips are processed for as many models at once as make
+# about _CPU_BLOCK_ELEMENTS entries: fewer, larger operations (each costs a few
+# microseconds however small, and batched GEMMs of short strips pay per matrix) against
+# blocks that stay in cache through the passes over them (GEMM, exp2, two squares, row
+# and column sums).  Measured on 2 EPYC cores with 1 thread (50 models, N = 512).
+_CPU_STRIP_ELEMENTS = 1 << 14
+_CPU_BLOCK_ELEMENTS = 1 << 18
 
 
 def _on_host(device: torch.device) -> bool:
@@ -92,11 +111,11 @@ def _indicator_sums(kernel: Tensor, same_class: Tensor) -> Tensor:
 
 
 def _log_kernel(left: Tensor, right: Tensor, diagonal: int) -> Tensor:
-    """Log-kernel block l = left @ right clamped to [floor, 0] (round-off can make a
-    distance slightly negative), with the self terms (on ``diagonal``) set to exactly 0
+    """Base-2 log-kernel block l2 = left @ right clamped to [floor, 0] (round-off can make
+    a distance slightly negative), with the self terms (on ``diagonal``) set to exactly 0
     so that every row keeps its 1."""
     k = torch.bmm(left, right)
-    k.clamp_(_LOG_KERNEL_FLOOR, 0.0)
+    k.clamp_(_LOG2_KERNEL_FLOOR, 0.0)
     k.diagonal(offset=diagonal, dim1=-2, dim2=-1).zero_()
     return k
 
@@ -107,54 +126,137 @@ def _lower_to_upper(k: Tensor) -> Tensor:
     return k.clamp_min_(_KERNEL_FLOOR_QUARTER).square_().square_()
 
 
-def _symmetric_class_sums(
-    left: Tensor, right: Tensor, classes: list[slice]
-) -> tuple[Tensor, Tensor]:
-    """Per-class row sums of both kernels, float64 (M, N, n_classes) each (CPU path).
+def _strip_plan(n: int, classes: list[tuple[int, int]], m: int) -> list[tuple[int, int, int, int]]:
+    """Strips ``(r0, r1, a1, g)`` of the CPU path: rows [r0, r1) of one class (which ends
+    at a1), about ``_CPU_STRIP_ELEMENTS`` entries of columns [r0, N) per model, taken
+    for g models at a time (about ``_CPU_BLOCK_ELEMENTS`` entries); a class's last strip
+    absorbs a remainder shorter than half a strip."""
+    plan = []
+    for a0, a1 in classes:
+        r0 = a0
+        while r0 < a1:
+            c = n - r0
+            h = max(1, min(a1 - r0, _CPU_STRIP_ELEMENTS // c))
+            if a1 - r0 - h < (h + 1) // 2:
+                h = a1 - r0
+            plan.append((r0, r0 + h, a1, max(1, min(m, _CPU_BLOCK_ELEMENTS // (h * c)))))
+            r0 += h
+    return plan
 
-    The kernel is symmetric, so only the blocks on and above the diagonal are built:
-    rows [r0, r1) against columns [r0, N), in cache-sized blocks.  Their row sums give
-    the rows' own sums over columns >= r0; the column sums of the part right of the
-    diagonal block, split by the class of the rows, give the sums of rows >= r1 over
-    columns in [r0, r1).  Inputs are sorted by class, so classes are column (and row)
-    slices.
+
+class _Workspace:
+    """Buffers of the CPU path for one problem shape (models, inputs, augmented width,
+    dtype, class ranges), and the views that each block of the plan reads and writes.
+
+    Built on the first call of a shape and reused by later ones: a view costs about as
+    much as a small operation (several microseconds), and a block needs a dozen of them
+    besides its dozen operations.  ``left`` (M, N, K) and ``right`` (M, K, N) hold the
+    augmented rows; ``rows[part, kernel]`` a row's sums over its own strip's columns
+    (each row lies in one strip; ``acts.dtype``), ``cols[part, kernel]`` the column sums
+    accumulated over the strips above (float64); part 0 is the own class, 1 the others.
     """
-    m, n = left.shape[0], left.shape[1]
-    sums = [torch.zeros(m, n, len(classes), dtype=torch.float64) for _ in range(2)]
-    for r0, r1 in _triangle_blocks(n):
-        # Class slices of the strip's columns and of its rows (relative, maybe empty).
-        cols = [slice(min(max(c.start - r0, 0), n - r0), max(c.stop - r0, 0)) for c in classes]
-        rows = [slice(min(max(c.start - r0, 0), r1 - r0), min(max(c.stop - r0, 0), r1 - r0))
-                for c in classes]
-        rest = slice(r1 - r0, None)  # the strip's columns right of its diagonal block
-        row_sums: list[list[Tensor]] = [[], []]
-        col_sums: list[list[Tensor]] = [[], []]
-        for i in range(m):
-            k = _log_kernel(left[i : i + 1, r0:r1], right[i : i + 1, :, r0:], 0).exp_()[0]
-            for which in (0, 1):
-                if which:
-                    _lower_to_upper(k)
-                row_sums[which].append(torch.stack([k[:, c].sum(dim=1) for c in cols], dim=1))
-                if r1 < n:
-                    right_part = k[:, rest]
-                    col_sums[which].append(
-                        torch.stack([right_part[c].sum(dim=0) for c in rows], dim=1))
-        for which in (0, 1):
-            sums[which][:, r0:r1] += torch.stack(row_sums[which])
-            if r1 < n:
-                sums[which][:, r1:] += torch.stack(col_sums[which])
-    return sums[0], sums[1]
+
+    def __init__(self, m: int, n: int, k: int, dtype: torch.dtype,
+                 classes: tuple[tuple[int, int], ...]) -> None:
+        self.left = torch.empty(m, n, k, dtype=dtype)
+        self.right = torch.empty(m, k, n, dtype=dtype)
+        self.rows = torch.zeros(2, 2, m, n, dtype=dtype)  # never-written parts stay 0
+        self.cols = torch.zeros(2, 2, m, n, dtype=torch.float64)
+        plan = _strip_plan(n, list(classes), m)
+        flat = torch.empty(2, max(g * (r1 - r0) * (n - r0) for r0, r1, _, g in plan), dtype=dtype)
+        self.nbytes = sum(t.numel() * t.element_size()
+                          for t in (self.left, self.right, self.rows, self.cols, flat))
+        self.blocks = []
+        for r0, r1, a1, g in plan:
+            h, own_width, other_width = r1 - r0, a1 - r0, n - a1
+            for m0 in range(0, m, g):
+                m1 = min(m, m0 + g)
+                n_own = (m1 - m0) * h * own_width
+                size = n_own + (m1 - m0) * h * other_width
+                lower = flat[0, :size]
+                own = flat[:, :n_own].view(2, m1 - m0, h, own_width)
+                block = [
+                    self.left[m0:m1, r0:r1],
+                    self.right[m0:m1, :, r0:a1], lower[:n_own].view(m1 - m0, h, own_width),
+                    lower,
+                    # Self terms: the diagonal of each model's first h own-class columns.
+                    lower.as_strided((m1 - m0, h), (h * own_width, own_width + 1)),
+                    flat[1, :size],
+                    own, self.rows[0, :, m0:m1, r0:r1],
+                ]
+                if own_width > h:  # columns right of the diagonal block
+                    block += [own[..., h:], torch.empty(2, m1 - m0, own_width - h, dtype=dtype),
+                              self.cols[0, :, m0:m1, r1:a1]]
+                else:
+                    block += [None, None, None]
+                if other_width:
+                    block += [self.right[m0:m1, :, a1:], lower[n_own:].view(m1 - m0, h, other_width),
+                              flat[:, n_own:size].view(2, m1 - m0, h, other_width),
+                              self.rows[1, :, m0:m1, r0:r1],
+                              torch.empty(2, m1 - m0, other_width, dtype=dtype),
+                              self.cols[1, :, m0:m1, a1:]]
+                else:
+                    block += [None] * 6
+                self.blocks.append(tuple(block))
 
 
-def _triangle_blocks(n: int) -> list[tuple[int, int]]:
-    """Row blocks [r0, r1) whose strip of columns [r0, N) holds about
-    ``_CPU_BLOCK_ELEMENTS`` elements (at least one row each)."""
-    blocks, r0 = [], 0
-    while r0 < n:
-        rows = max(1, min(n - r0, _CPU_BLOCK_ELEMENTS // (n - r0)))
-        blocks.append((r0, r0 + rows))
-        r0 += rows
-    return blocks
+# Workspaces of the recent shapes, per thread (a call writes into its workspace), up to
+# this many bytes in all (the newest is always kept): the six layer widths of the IB
+# network on 512 inputs for 50 models take about 35 MB.
+_WORKSPACES = threading.local()
+_WORKSPACE_CACHE_BYTES = 64 << 20
+
+
+def _workspace(m: int, n: int, k: int, dtype: torch.dtype,
+               classes: list[tuple[int, int]]) -> _Workspace:
+    """The thread's workspace for this shape (least recently used ones are dropped)."""
+    cache = getattr(_WORKSPACES, "cache", None)
+    if cache is None:
+        cache = _WORKSPACES.cache = OrderedDict()
+    key = (m, n, k, dtype, tuple(classes), _CPU_STRIP_ELEMENTS, _CPU_BLOCK_ELEMENTS)
+    ws = cache.pop(key, None)
+    if ws is None:
+        ws = _Workspace(m, n, k, dtype, tuple(classes))
+    cache[key] = ws
+    while len(cache) > 1 and sum(w.nbytes for w in cache.values()) > _WORKSPACE_CACHE_BYTES:
+        cache.popitem(last=False)
+    return ws
+
+
+def _class_block_sums(ws: _Workspace, clamp: bool) -> tuple[Tensor, Tensor]:
+    """Own-class and total row sums of both kernels, float64 (2, M, N) each (CPU path,
+    ``ws.left`` and ``ws.right`` filled); index 0 is the lower-bound kernel, 1 the
+    upper-bound one.
+
+    The inputs are sorted by class, and the kernel is symmetric, so only entries on and
+    above the diagonal are built: for a strip of rows [r0, r1) of class [a0, a1), the
+    columns [r0, a1) (own class, from the strip's square diagonal block on) and [a1, N)
+    (later classes), as two contiguous blocks.  Their row sums are the strip rows' sums
+    over those columns; their column sums, over the rows right of the diagonal block,
+    are the sums of the later rows over columns [r0, r1): own-class for the first
+    block, other-class for the second.  Every reduction is over whole rows or columns
+    of a contiguous block (summing a slice of each row costs several times more).
+    """
+    ws.cols.zero_()
+    for (left, right_own, out_own, lower, diagonal, upper, own, rows_own,
+         own_rest, own_tmp, cols_own, right_other, out_other, other, rows_other,
+         other_tmp, cols_other) in ws.blocks:
+        torch.bmm(left, right_own, out=out_own)
+        if right_other is not None:
+            torch.bmm(left, right_other, out=out_other)
+        if clamp:
+            lower.clamp_(_LOG2_KERNEL_FLOOR, 0.0)
+        diagonal.zero_()
+        lower.exp2_()
+        torch.square(lower, out=upper).square_()
+        torch.sum(own, dim=-1, out=rows_own)
+        if own_rest is not None:
+            cols_own.add_(torch.sum(own_rest, dim=2, out=own_tmp))
+        if right_other is not None:
+            torch.sum(other, dim=-1, out=rows_other)
+            cols_other.add_(torch.sum(other, dim=2, out=other_tmp))
+    own = ws.cols[0] + ws.rows[0]
+    return own, ws.cols[1] + ws.rows[1] + own
 
 
 @torch.no_grad()
@@ -192,8 +294,8 @@ def kde_information(
     m, n, _ = acts.shape
     device = acts.device
     y = y.to(device=device, dtype=torch.int64)
-    classes: list[slice] | Tensor
-    if _on_host(device):
+    host = _on_host(device)
+    if host:
         # Sort the inputs by class so that each class is a contiguous block of columns
         # (the estimates do not depend on the order of the inputs); the class sizes are
         # read on the host, which costs nothing on CPU.
@@ -202,43 +304,52 @@ def kde_information(
         _, class_of, counts = torch.unique_consecutive(
             y.index_select(0, order), return_inverse=True, return_counts=True)
         ends = counts.cumsum(0).tolist()
-        classes = [slice(a, b) for a, b in zip([0, *ends[:-1]], ends)]
+        classes = list(zip([0, *ends[:-1]], ends))
         class_size = counts.double()[class_of]
     else:
         # Off CPU the class sizes stay on the device (no host sync): an (N, N) indicator.
-        classes = (y[:, None] == y[None, :]).to(acts.dtype)
-        class_size = classes.sum(dim=1).double()
+        same_class = (y[:, None] == y[None, :]).to(acts.dtype)
+        class_size = same_class.sum(dim=1).double()
 
-    scale = 1.0 / (8.0 * noise_variance)
-    # l_ij = -(|h_i|^2 + |h_j|^2 - 2 h_i.h_j) / (8 sigma^2) as one GEMM of augmented
-    # rows: [2s h_i, -s |h_i|^2, -s] . [h_j, 1, |h_j|^2] with s = 1 / (8 sigma^2).
+    # Base-2 log-kernels (exp2 is the cheaper exponential on CPU): with
+    # s = log2(e) / (8 sigma^2), l2_ij = -s (|h_i|^2 + |h_j|^2 - 2 h_i.h_j) as one GEMM of
+    # augmented rows: [2s h_i, -s |h_i|^2, -s] . [h_j, 1, |h_j|^2].
+    scale = 1.0 / (8.0 * noise_variance * math.log(2.0))
     sq_norm = acts.square().sum(dim=-1, keepdim=True)  # (M, N, 1)
-    ones = torch.ones_like(sq_norm)
-    left = torch.cat([acts * (2.0 * scale), sq_norm * -scale, ones * -scale], dim=-1)
-    right = torch.cat([acts, ones, sq_norm], dim=-1).transpose(1, 2)  # (M, units + 2, N)
-    if isinstance(classes, list):
-        lower, upper = _symmetric_class_sums(left, right, classes)
+    if host:
+        units = acts.shape[-1]
+        ws = _workspace(m, n, units + 2, acts.dtype, classes)
+        torch.mul(acts, 2.0 * scale, out=ws.left[..., :units])
+        torch.mul(sq_norm, -scale, out=ws.left[..., units:-1])
+        ws.left[..., -1].fill_(-scale)
+        ws.right[:, :units].copy_(acts.transpose(1, 2))
+        ws.right[:, units].fill_(1.0)
+        ws.right[:, -1].copy_(sq_norm[..., 0])
+        # The clamp of the log-kernel to [floor, 0] is skipped when no distance can reach
+        # the floor (|h_i - h_j|^2 <= 4 max |h|^2): one pass less.  A round-off-negative
+        # distance then leaves its entry a few ulps above 1, the size of the distances'
+        # own round-off.
+        clamp = not 4.0 * scale * float(sq_norm.amax()) <= -_LOG2_KERNEL_FLOOR
+        own, total = _class_block_sums(ws, clamp)
     else:
-        lower, upper = [], []
+        ones = torch.ones_like(sq_norm)
+        left = torch.cat([acts * (2.0 * scale), sq_norm * -scale, ones * -scale], dim=-1)
+        right = torch.cat([acts, ones, sq_norm], dim=-1).transpose(1, 2)  # (M, units + 2, N)
+        sums = []
         for m0 in range(0, m, chunk_size):
-            k = _log_kernel(left[m0 : m0 + chunk_size], right[m0 : m0 + chunk_size], 0).exp_()
-            lower.append(_indicator_sums(k, classes))
+            k = _log_kernel(left[m0 : m0 + chunk_size], right[m0 : m0 + chunk_size], 0).exp2_()
+            lower = _indicator_sums(k, same_class)
             _lower_to_upper(k)
-            upper.append(_indicator_sums(k, classes))
-        lower, upper = torch.cat(lower).double(), torch.cat(upper).double()
+            sums.append(torch.stack([lower, _indicator_sums(k, same_class)]))
+        total, own = torch.cat(sums, dim=1).double().unbind(dim=-1)  # (2, M, N) each
 
-    def estimates(sums: Tensor) -> tuple[Tensor, Tensor]:
+    def estimates(which: int) -> tuple[Tensor, Tensor]:
         # I(X;T) = log N - mean_i log sum_j k_ij;  sum_y p(y) I(X;T|Y=y) =
         # mean_i [log N_{y_i} - log sum_{j: y_j = y_i} k_ij], with p(y) = N_y / N.
-        if isinstance(classes, list):  # sums (M, N, n_classes)
-            log_all = sums.sum(dim=-1).log()
-            log_own = sums.gather(-1, class_of.expand(m, n)[..., None])[..., 0].log()
-        else:  # sums (M, N, 2): full and own-class
-            log_all, log_own = sums[..., 0].log(), sums[..., 1].log()
-        i_xt = math.log(n) - log_all.mean(dim=-1)
-        i_xt_given_y = (class_size.log() - log_own).mean(dim=-1)
+        i_xt = math.log(n) - total[which].log().mean(dim=-1)
+        i_xt_given_y = (class_size.log() - own[which].log()).mean(dim=-1)
         return i_xt / math.log(2.0), (i_xt - i_xt_given_y) / math.log(2.0)
 
-    xt_lo, ty_lo = estimates(lower)
-    xt_up, ty_up = estimates(upper)
+    xt_lo, ty_lo = estimates(0)
+    xt_up, ty_up = estimates(1)
     return KDEBounds(xt_lo, xt_up, ty_lo, ty_up)
