@@ -276,3 +276,70 @@ def test_host_and_device_paths_agree(monkeypatch):
             mp.setattr(binning, "_on_host", lambda device: False)
             device = binned_information(acts, y, edges, n_classes=n_classes)
         torch.testing.assert_close(host, device, rtol=0, atol=1e-12)
+
+
+def _layouts(acts: torch.Tensor) -> list[torch.Tensor]:
+    """The same activations as contiguous, feature-major (a transposed view, as the
+    stack's forward pass makes them) and model-minor (another strided view)."""
+    feature_major = acts.transpose(1, 2).contiguous().transpose(1, 2)
+    model_minor = acts.permute(1, 0, 2).contiguous().permute(1, 0, 2)
+    return [acts, feature_major, model_minor]
+
+
+@pytest.mark.parametrize("chunk", [1, 700, 1 << 17])
+def test_host_codes_equal_reference_in_any_layout(monkeypatch, chunk):
+    # The CPU path (chunks of models, codes by matrix-vector products, flagged values
+    # fixed per row) against the np.unique reference and the device path, on random
+    # and adversarial (on / just off the edges) layers: codes below 2**24 (float32),
+    # below 2**31 (int32 sort) and above (float64); one, several and a partial last
+    # chunk of models.
+    from theorydl.info import binning
+
+    monkeypatch.setattr(binning, "_CPU_CHUNK_ELEMENTS", chunk)
+    rng = np.random.default_rng(31)
+    cases = [_random_case(rng) for _ in range(25)]
+    for dtype in (torch.float32, torch.float64):
+        for _ in range(6):
+            acts, edges = _adversarial_case(rng, dtype)
+            cases.append((acts, torch.from_numpy(rng.integers(0, 3, acts.shape[1])), edges, 3))
+    for acts, y, edges, n_classes in cases:
+        ref_xt, ref_ty = binned_information_reference(acts.numpy(), y.numpy(), edges.numpy())
+        with monkeypatch.context() as mp:
+            mp.setattr(binning, "_on_host", lambda device: False)
+            device = binned_information(acts, y, edges, n_classes=n_classes)
+        for view in _layouts(acts):
+            i_xt, i_ty = binned_information(view, y, edges, n_classes=n_classes)
+            np.testing.assert_allclose(i_xt.numpy(), ref_xt, atol=1e-9)
+            np.testing.assert_allclose(i_ty.numpy(), ref_ty, atol=1e-9)
+            torch.testing.assert_close((i_xt, i_ty), device, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("distinct", [3, 500, 10_000])
+def test_run_entropies_from_starts_or_repeats(distinct):
+    # Few distinct codes (counted from the run starts) and mostly distinct ones (from
+    # the repeats), int32 and float64 codes, against np.unique counts.
+    from theorydl.info.binning import _sorted_run_entropies
+
+    rng = np.random.default_rng(distinct)
+    codes = np.sort(rng.integers(0, distinct, (5, 1001)) * 3 + rng.integers(0, 3, (5, 1001)),
+                    axis=1)
+    for typed in (codes.astype(np.int32), codes.astype(np.float64)):
+        h_t, h_ty = _sorted_run_entropies(typed, 3)
+        for m in range(5):
+            _, c_ty = np.unique(codes[m], return_counts=True)
+            _, c_t = np.unique(codes[m] // 3, return_counts=True)
+            assert h_ty[m] == pytest.approx(_h_bits(c_ty), abs=1e-12)
+            assert h_t[m] == pytest.approx(_h_bits(c_t), abs=1e-12)
+
+
+def test_bins_and_adaptive_edges_of_strided_views():
+    rng = np.random.default_rng(13)
+    acts = torch.from_numpy(np.tanh(rng.standard_normal((4, 300, 5))).astype(np.float32))
+    cases = [(acts, fixed_edges()), (acts, adaptive_edges(acts))]
+    cases += [_adversarial_case(rng, torch.float32) for _ in range(10)]
+    for acts, edges in cases:
+        for view in _layouts(acts)[1:]:
+            assert not view.is_contiguous()
+            torch.testing.assert_close(adaptive_edges(view), adaptive_edges(acts), rtol=0, atol=0)
+            torch.testing.assert_close(bin_indices(view, edges), bin_indices(acts, edges),
+                                       rtol=0, atol=0)

@@ -30,12 +30,15 @@ Vectorisation.  Each binned row is encoded exactly as an integer in positional n
 (base ``n_bins`` per unit, base ``n_classes`` for the label, least significant).  With
 uniform weights and ``n_bins**units * n_classes <= 2**53`` (the IB networks: 30 bins, up
 to 10 units) the code is held in a float64, where it is exact, rows are sorted per
-model (numpy's vectorised sort on CPU) and the entropies come from run lengths.
-Otherwise (weights, or wider layers) when the code exceeds 2**63 - 1 the units are
-packed into several int64 words, compared lexicographically (no hashing, so no
-collisions), rows are sorted per model (a stable sort per word, least significant word
-first) and equal neighbours form runs whose weights are summed with ``scatter_add``.
-There is no loop over models or samples; off CPU there is no host synchronisation.
+model (numpy's vectorised sort on CPU, on int32 codes when they fit) and the entropies
+come from run lengths.  On CPU the codes are built a few models at a time, straight
+from the activations in their own memory layout (see ``_codes_host``), so that the
+passes over them run in cache.  Otherwise (weights, or wider layers) when the code
+exceeds 2**63 - 1 the units are packed into several int64 words, compared
+lexicographically (no hashing, so no collisions), rows are sorted per model (a stable
+sort per word, least significant word first) and equal neighbours form runs whose
+weights are summed with ``scatter_add``.  There is no loop over samples (nor over
+models, except for those groups on CPU); off CPU there is no host synchronisation.
 
 Bin indices on CPU: the arithmetic bin ``floor((t - lo) / width)`` is exact except
 within rounding distance of an interior edge; only those few values are compared with
@@ -61,6 +64,10 @@ __all__ = [
 
 _INT64_MAX = (1 << 63) - 1
 _FLOAT64_EXACT = 1 << 53  # integers up to here are exact in float64
+# On CPU the binned codes are built for a few models at a time, about this many
+# activations (512 KiB in float32): the ~8 passes over them then run in cache, at about
+# half the cost per element of passes over a whole layer of a 50-model stack.
+_CPU_CHUNK_ELEMENTS = 1 << 17
 
 
 def _on_host(device: torch.device) -> bool:
@@ -98,9 +105,11 @@ def adaptive_edges(acts: Tensor, n_bins: int = 30) -> Tensor:
     """
     if n_bins < 1:
         raise ValueError(f"need n_bins >= 1, got {n_bins}")
-    flat = acts.reshape(acts.shape[0], -1)
-    lo = flat.amin(dim=1, keepdim=True)
-    hi = flat.amax(dim=1, keepdim=True)
+    # Reductions over dims 1 and 2 rather than over a flattened view, which would copy
+    # activations that are not contiguous (the stack's forward pass makes transposed
+    # views).
+    lo = acts.amin(dim=(1, 2))[:, None]
+    hi = acts.amax(dim=(1, 2))[:, None]
     frac = torch.arange(n_bins + 1, dtype=acts.dtype, device=acts.device) / n_bins
     edges = lo + (hi - lo) * frac
     edges[:, -1] = hi[:, 0]  # exact endpoint regardless of rounding in (hi - lo) * 1
@@ -134,9 +143,53 @@ def _exact_bins(t: Tensor, guess: Tensor, e: Tensor, model: Tensor | None) -> Te
     return guess - below.to(torch.int64) + above.to(torch.int64)
 
 
+def _fast_bin_params(
+    acts: Tensor, edges: Tensor
+) -> tuple[np.ndarray, int, Tensor, Tensor, Tensor] | None:
+    """Parameters of the CPU arithmetic bins (see ``_bins_float``): the edges (M,
+    n_bins + 1) as a numpy array, n_bins, and per model (M, 1, 1) tensors ``inv``,
+    ``off`` (so that ``x = t * inv + off``) and the threshold ``delta``, all in
+    ``acts.dtype``; None where the path does not apply (off CPU; edges too uneven).
+    Computed in numpy on the (1 or M, n_bins + 1) edge table: a few dozen operations
+    on tiny arrays cost several times less there than as torch calls, and IEEE
+    arithmetic gives the same values."""
+    if not _on_host(acts.device):
+        return None
+    m = acts.shape[0]
+    e = edges.to(acts.dtype).numpy().reshape(-1, edges.shape[-1])  # 1 or M rows
+    n_bins = e.shape[-1] - 1
+    eps = float(torch.finfo(acts.dtype).eps)
+    e64 = e.astype(np.float64)
+    w64 = (e64[:, -1:] - e64[:, :1]) / n_bins
+    spacing = e64 - (e64[:, :1] + np.arange(n_bins + 1) * w64)
+    positive = w64 > 0
+    w64 = np.where(positive, w64, 1.0)
+    dev = np.where(positive, np.abs(spacing).max(axis=1, keepdims=True) / w64, 0.0)
+    # The rounding of x and of dev itself is a few eps of the bins' index range and of
+    # the edges' magnitude in bins (edges far from zero carry fewer digits of the bins).
+    magnitude = np.maximum(np.abs(e64[:, :1]), np.abs(e64[:, -1:]))
+    in_bins = np.where(positive, magnitude / w64, 0.0)
+    delta = 2 * dev + 16 * eps * (n_bins + 1 + in_bins)
+    if not np.all(delta < 0.25):
+        return None
+    lo = e[:, :1]
+    width = (e[:, -1:] - lo) / e.dtype.type(n_bins)  # in acts.dtype, as the edges
+    nonzero = width > 0
+    inv = np.where(nonzero, 1 / np.where(nonzero, width, 1), 0).astype(e.dtype)
+    # A zero-width range (constant layer) has all edges equal: x = n_bins puts everything
+    # in the last bin (every value is >= all edges).
+    off = np.where(nonzero, -lo * inv, n_bins).astype(e.dtype)
+
+    def per_model(a: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=e.dtype)).expand(m, 1)[..., None]
+
+    return np.broadcast_to(e, (m, n_bins + 1)), n_bins, per_model(inv), per_model(off), per_model(delta)
+
+
 def _bins_float(acts: Tensor, edges: Tensor) -> Tensor | None:
     """CPU fast path of ``bin_indices``: exact bin indices as float (M, N, units) in
-    ``acts.dtype``, or None where it does not apply (off CPU; edges too uneven).
+    ``acts.dtype``, contiguous, or None where it does not apply (off CPU; edges too
+    uneven).
 
     With ``x = (t - lo) / width`` (computed with relative error below ~4 eps) and the
     edges' positions ``p_k = (e_k - lo) / width`` within ``dev`` of ``k``: where ``x``
@@ -147,28 +200,14 @@ def _bins_float(acts: Tensor, edges: Tensor) -> Tensor | None:
     interior index ``k`` are compared with the actual edge ``e_k`` (bin ``k`` or
     ``k - 1``; no other edge is that close while ``delta < 1/2``).
     """
-    if not _on_host(acts.device):
+    params = _fast_bin_params(acts, edges)
+    if params is None:
         return None
-    e, n_bins, lo, width = _edge_table(acts, edges)
-    eps = torch.finfo(acts.dtype).eps
-    e64 = e.double()
-    w64 = (e64[:, -1:] - e64[:, :1]) / n_bins
-    spacing = e64 - (e64[:, :1] + torch.arange(n_bins + 1, dtype=torch.float64) * w64)
-    dev = torch.where(w64 > 0, spacing.abs().amax(dim=1, keepdim=True) / w64, 0.0)
-    # The rounding of x and of dev itself is a few eps of the bins' index range and of
-    # the edges' magnitude in bins (edges far from zero carry fewer digits of the bins).
-    magnitude = torch.maximum(e64[:, :1].abs(), e64[:, -1:].abs())
-    in_bins = torch.where(w64 > 0, magnitude / w64, 0.0)
-    delta = 2 * dev + 16 * eps * (n_bins + 1 + in_bins)
-    if not bool(torch.all(delta < 0.25)):
-        return None
-    delta = delta.to(acts.dtype)[..., None]  # (M, 1, 1)
-    inv = torch.where(width > 0, 1.0 / width, 0.0)
-    # A zero-width range (constant layer) has all edges equal: everything goes to the
-    # last bin (every value is >= all edges).
-    # x = t * inv - lo * inv in one pass: its rounding (eps times |t| / width at most) is
+    e, n_bins, inv, off, delta = params
+    acts = acts.contiguous()  # the flat indexing below assumes row-major order
+    # x = t * inv + off in one pass: its rounding (eps times |t| / width at most) is
     # within delta's magnitude term.
-    x = torch.addcmul(torch.where(width > 0, -lo * inv, float(n_bins)), acts, inv)
+    x = torch.addcmul(off, acts, inv)
     # Nearest interior edge index (clamped to 1..n_bins-1: a value nearest to edge 0 or
     # n_bins is then more than delta away from it, as those edges need no check).
     nearest = x.round().clamp_(1, n_bins - 1)
@@ -178,10 +217,10 @@ def _bins_float(acts: Tensor, edges: Tensor) -> Tensor | None:
     # flat indexing is several times cheaper than torch's advanced indexing here).
     where = np.flatnonzero(near.numpy())
     if where.size:
-        t = acts.contiguous().numpy().reshape(-1)[where]
+        t = acts.detach().numpy().reshape(-1)[where]
         k = nearest.numpy().reshape(-1)[where].astype(np.intp)
         model = where // (acts.shape[1] * acts.shape[2])
-        bins.numpy().reshape(-1)[where] = np.where(t >= e.numpy()[model, k], k, k - 1)
+        bins.numpy().reshape(-1)[where] = np.where(t >= e[model, k], k, k - 1)
     return bins
 
 
@@ -309,6 +348,147 @@ def _entropy_of_runs(starts: Tensor) -> Tensor:
     return math.log2(n) - clogc.sum(dim=1) / n
 
 
+def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.ndarray | None:
+    """Exact integer codes of the binned rows with their labels, (M, N) numpy, on CPU.
+
+    The bins are those of ``_bins_float`` (exact), computed for a few models at a time
+    (about ``_CPU_CHUNK_ELEMENTS`` activations, which stay in cache through the passes
+    over them) in the activations' own memory layout, and folded straight into the
+    codes (positional notation, label least significant) by a matrix-vector product
+    that is exact (in float32 for float32 activations while the codes stay below 2**24,
+    else in float64; every partial sum is an integer below that bound).  A value flagged near an interior edge corrects its
+    row's code by the difference between its compared and its arithmetic bin.  One
+    threshold serves all models (the largest ``delta``: flagging a few more values only
+    costs their comparison).  int32 when the codes fit (numpy sorts them about twice as
+    fast as float64), else float64.  None where ``_fast_bin_params`` does not apply.
+    """
+    params = _fast_bin_params(acts, edges)
+    if params is None:
+        return None
+    e, n_bins, inv, off, delta = params
+    m, n, units = acts.shape
+    delta = float(delta.max())
+    card = n_bins**units * n_classes
+    dtype = acts.dtype if acts.dtype == torch.float32 and card <= 1 << 24 else torch.float64
+    place = torch.tensor([float(n_bins**p * n_classes) for p in reversed(range(units))],
+                         dtype=dtype)
+    codes = torch.empty(m, n, dtype=dtype)
+    g = max(1, min(m, _CPU_CHUNK_ELEMENTS // max(1, n * units)))
+    # Work buffers in the layout of acts (empty_like keeps a dense tensor's strides), so
+    # that every pass runs in memory order.  Feature-major memory (units outermost in
+    # each model, as the stack's forward pass makes them): the code is then (1, units)
+    # @ (units, N) per model, which BLAS runs as fast as the row-major (N, units) @
+    # (units,); matmul on the transposed view would copy it first.
+    feature_major = units > 1 and acts.stride(1) == 1
+    order = (0, 2, 1) if feature_major else (0, 1, 2)
+
+    def buffers(size: int) -> tuple[Tensor, ...]:
+        x = torch.empty_like(acts[:size])
+        dist, bins = torch.empty_like(x), torch.empty_like(x)
+        wide = bins if dtype == acts.dtype else torch.empty_like(x, dtype=dtype)
+        operand = wide.permute(0, 2, 1) if feature_major else wide
+        return (x, dist, bins, wide, operand, place.expand(size, 1, units),
+                dist.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool))
+
+    full, last = buffers(g), (buffers(m % g) if m % g else None)
+    flagged = []
+    for m0 in range(0, m, g):
+        m1 = min(m, m0 + g)
+        x, dist, bins, wide, operand, place_rows, dist_np, near = full if m1 - m0 == g else last
+        # x clamped to [1/2, n_bins - 1/2]: floor(x) is the clamped bin, and values
+        # beyond the outer edges are 1/2 away from the interior ones (round(1/2) = 0).
+        # mul then add: addcmul with broadcast factors costs four times as much.
+        torch.mul(acts[m0:m1], inv[m0:m1], out=x).add_(off[m0:m1]).clamp_(0.5, n_bins - 0.5)
+        torch.round(x, out=dist).sub_(x).abs_()
+        torch.floor(x, out=bins)
+        if wide is not bins:
+            wide.copy_(bins)
+        if feature_major:
+            torch.bmm(place_rows, operand, out=codes[m0:m1].unsqueeze(1))
+        else:
+            torch.matmul(operand, place, out=codes[m0:m1])
+        # The flags in numpy (its comparison is vectorised, torch's into bool is not),
+        # as flat indices of acts in memory order.
+        where = np.flatnonzero(np.less(dist_np, delta, out=near))
+        if where.size:
+            flagged.append(where + m0 * n * units)
+    codes.add_(y.to(dtype))
+    codes_np = codes.numpy()
+    if flagged:
+        # Values near an interior edge k (x recomputed in numpy: the same IEEE float
+        # operations give the same x): bin k if t >= e_k, else k - 1.  Their rows' codes
+        # change by the difference to the arithmetic bin floor(x), times the unit's place.
+        shape = tuple(acts.shape[d] for d in order)
+        model, i, u = np.unravel_index(np.concatenate(flagged), shape)
+        if feature_major:
+            i, u = u, i
+        t = acts.detach().numpy()[model, i, u]
+        x = np.clip(t * inv.numpy()[model, 0, 0] + off.numpy()[model, 0, 0], 0.5, n_bins - 0.5)
+        k = np.rint(x).astype(np.intp)
+        change = np.where(t >= e[model, k], k, k - 1) - np.floor(x)
+        fix = change != 0
+        np.add.at(codes_np, (model[fix], i[fix]),
+                  (change[fix] * place.numpy()[u[fix]]).astype(codes_np.dtype))
+    return codes_np.astype(np.int32) if card <= 1 << 31 else codes_np
+
+
+def _clogc_per_row(start: np.ndarray, m: int, n: int, table: np.ndarray) -> np.ndarray:
+    """Sum over the runs of each row of c log2 c (c: run length), float64 (M,).
+
+    ``start`` (M * N,) bool marks run starts, each row's first element included.  The
+    work follows the sparser of the two kinds of positions: run starts (few distinct
+    rows) or repeats (mostly distinct rows, where each run of c > 1 equal codes is c - 1
+    consecutive repeat positions and singletons contribute 0).
+    """
+    n_starts = np.count_nonzero(start)
+    if 2 * n_starts <= m * n:
+        pos = np.flatnonzero(start)  # row-major, so each row's runs in order
+        length = np.empty_like(pos)
+        np.subtract(pos[1:], pos[:-1], out=length[:-1])
+        length[-1] = m * n - pos[-1]
+        first = np.zeros(m, dtype=np.intp)  # index in pos of each row's first run
+        np.cumsum(np.count_nonzero(start.reshape(m, n), axis=1)[:-1], out=first[1:])
+        return np.add.reduceat(table[length], first)
+    repeat = np.flatnonzero(~start)
+    if not repeat.size:
+        return np.zeros(m)
+    new_run = np.empty(repeat.size, dtype=bool)
+    new_run[0] = True
+    np.not_equal(repeat[1:], repeat[:-1] + 1, out=new_run[1:])
+    first = np.flatnonzero(new_run)
+    length = np.empty_like(first)  # repeats in the run, plus its start
+    np.subtract(first[1:], first[:-1], out=length[:-1])
+    length[-1] = repeat.size - first[-1]
+    return np.bincount(repeat[first] // n, weights=table[length + 1], minlength=m)
+
+
+def _sorted_run_entropies(codes: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """H(T) and H(T,Y) in bits, float64 (M,), from codes (M, N) sorted along each row
+    (label least significant digit), uniform weights: H = log2 N - (1/N) sum over runs
+    of c log2 c.  T is the code without its label digit, so its runs are runs too."""
+    m, n = codes.shape
+    if np.issubdtype(codes.dtype, np.integer):
+        t = codes // n_classes
+    else:
+        # Exact integers in float64: torch's vectorised floor (numpy's is not, here).
+        t = torch.from_numpy(codes)
+        if n_classes & (n_classes - 1) == 0:  # a power of two: the product is exact
+            t = t.mul(1.0 / n_classes).floor_()
+        else:
+            t = torch.div(t, n_classes, rounding_mode="floor")
+        t = t.numpy()
+    c = np.arange(n + 1, dtype=np.float64)
+    table = c * np.log2(np.maximum(c, 1.0))  # c log2 c by lookup: cheaper than log2
+    out = []
+    for sorted_codes in (t, codes):
+        flat = sorted_codes.reshape(-1)
+        start = np.empty(m * n, dtype=bool)
+        np.not_equal(flat[1:], flat[:-1], out=start[1:])
+        start.reshape(m, n)[:, 0] = True
+        out.append(math.log2(n) - _clogc_per_row(start, m, n, table) / n)
+    return out[0], out[1]
+
+
 def _binned_information_uniform(
     acts: Tensor, y: Tensor, edges: Tensor, n_classes: int
 ) -> tuple[Tensor, Tensor]:
@@ -323,11 +503,19 @@ def _binned_information_uniform(
     m, n, units = acts.shape
     n_bins = edges.shape[-1] - 1
     device = acts.device
+    y = y.to(device=device, dtype=torch.int64)
+    p_y = torch.zeros(n_classes, dtype=torch.float64, device=device).scatter_add_(
+        0, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=device))
+    h_y = torch.where(p_y > 0, -p_y * torch.log2(p_y.clamp_min(1e-300)), 0.0).sum()
+    codes_np = _codes_host(acts, y, edges, n_classes)
+    if codes_np is not None:
+        h_t, h_ty = map(torch.from_numpy,
+                        _sorted_run_entropies(np.sort(codes_np, axis=1), n_classes))
+        return h_t, h_t + h_y - h_ty
     bins = _bins_float(acts, edges)
     bins = bin_indices(acts, edges).double() if bins is None else bins.double()
     place = torch.tensor([float(n_bins**p * n_classes) for p in reversed(range(units))],
                          dtype=torch.float64)
-    y = y.to(device=device, dtype=torch.int64)
     codes = torch.matmul(bins, place.to(device)).add_(y.double())  # (M, N), label last
     if _on_host(device):
         codes = torch.from_numpy(np.sort(codes.numpy(), axis=1))
@@ -340,9 +528,6 @@ def _binned_information_uniform(
         t_codes = torch.div(codes, n_classes, rounding_mode="floor")
     h_t = _entropy_of_runs(torch.cat([first, t_codes[:, 1:] != t_codes[:, :-1]], dim=1))
     h_ty = _entropy_of_runs(torch.cat([first, codes[:, 1:] != codes[:, :-1]], dim=1))
-    p_y = torch.zeros(n_classes, dtype=torch.float64, device=device).scatter_add_(
-        0, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=device))
-    h_y = torch.where(p_y > 0, -p_y * torch.log2(p_y.clamp_min(1e-300)), 0.0).sum()
     return h_t, h_t + h_y - h_ty
 
 
