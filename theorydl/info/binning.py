@@ -351,23 +351,33 @@ def _entropy_of_runs(starts: Tensor) -> Tensor:
 def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.ndarray | None:
     """Exact integer codes of the binned rows with their labels, (M, N) numpy, on CPU.
 
-    The bins are those of ``_bins_float`` (exact), computed for a few models at a time
-    (about ``_CPU_CHUNK_ELEMENTS`` activations, which stay in cache through the passes
-    over them) in the activations' own memory layout, and folded straight into the
-    codes (positional notation, label least significant) by a matrix-vector product
-    that is exact (in float32 for float32 activations while the codes stay below 2**24,
-    else in float64; every partial sum is an integer below that bound).  A value flagged near an interior edge corrects its
-    row's code by the difference between its compared and its arithmetic bin.  One
-    threshold serves all models (the largest ``delta``: flagging a few more values only
-    costs their comparison).  int32 when the codes fit (numpy sorts them about twice as
-    fast as float64), else float64.  None where ``_fast_bin_params`` does not apply.
+    The bins follow ``_bins_float`` (exact), computed for a few models at a time (about
+    ``_CPU_CHUNK_ELEMENTS`` activations, which stay in cache through the passes over
+    them) in the activations' own memory layout, and folded straight into the codes
+    (positional notation, label least significant) by a matrix-vector product that is
+    exact (in float32 for float32 activations while the codes stay below 2**24, else
+    in float64; every partial sum is an integer below that bound).
+
+    One threshold serves all models (the largest ``delta``: flagging a few more values
+    only costs their comparison), and x is shifted up by s = 1.5 delta: with
+    ``y = t * inv + (off + s)`` clamped to [1/2 + s, n_bins - 1/2 + s], a value whose
+    ``frac(y)`` is at least 2 s is more than delta away from every interior edge (the
+    shift's rounding is a few eps, well inside delta), so its bin is ``floor(y)``; a
+    value below is flagged, with ``k = floor(y)`` its nearest interior edge, and is
+    compared with ``e_k`` (bin k or k - 1).  That takes two passes (frac, y - frac)
+    where the distance to the nearest edge and the floor would take four.  A flagged
+    value corrects its row's code by the difference between its compared and its
+    arithmetic bin.  int32 when the codes fit (numpy sorts them about twice as fast as
+    float64), else float64.  None where ``_fast_bin_params`` does not apply.
     """
     params = _fast_bin_params(acts, edges)
     if params is None:
         return None
     e, n_bins, inv, off, delta = params
     m, n, units = acts.shape
-    delta = float(delta.max())
+    shift = 1.5 * float(delta.max())
+    low, high = 0.5 + shift, n_bins - 0.5 + shift  # bins 0 and n_bins - 1, 1/2 from edges
+    off = off + shift
     card = n_bins**units * n_classes
     dtype = acts.dtype if acts.dtype == torch.float32 and card <= 1 << 24 else torch.float64
     place = torch.tensor([float(n_bins**p * n_classes) for p in reversed(range(units))],
@@ -384,23 +394,24 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.nd
 
     def buffers(size: int) -> tuple[Tensor, ...]:
         x = torch.empty_like(acts[:size])
-        dist, bins = torch.empty_like(x), torch.empty_like(x)
+        frac, bins = torch.empty_like(x), torch.empty_like(x)
+        # (A float32 -> float64 copy is cheaper than writing the float64 result of a
+        # float32 operation, which takes a slow mixed-dtype path.)
         wide = bins if dtype == acts.dtype else torch.empty_like(x, dtype=dtype)
         operand = wide.permute(0, 2, 1) if feature_major else wide
-        return (x, dist, bins, wide, operand, place.expand(size, 1, units),
-                dist.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool))
+        return (x, frac, bins, wide, operand, place.expand(size, 1, units),
+                frac.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool))
 
     full, last = buffers(g), (buffers(m % g) if m % g else None)
     flagged = []
     for m0 in range(0, m, g):
         m1 = min(m, m0 + g)
-        x, dist, bins, wide, operand, place_rows, dist_np, near = full if m1 - m0 == g else last
-        # x clamped to [1/2, n_bins - 1/2]: floor(x) is the clamped bin, and values
-        # beyond the outer edges are 1/2 away from the interior ones (round(1/2) = 0).
-        # mul then add: addcmul with broadcast factors costs four times as much.
-        torch.mul(acts[m0:m1], inv[m0:m1], out=x).add_(off[m0:m1]).clamp_(0.5, n_bins - 0.5)
-        torch.round(x, out=dist).sub_(x).abs_()
-        torch.floor(x, out=bins)
+        x, frac, bins, wide, operand, place_rows, frac_np, near = full if m1 - m0 == g else last
+        # x is the docstring's shifted y.  mul then add: addcmul with broadcast factors
+        # costs four times as much.
+        torch.mul(acts[m0:m1], inv[m0:m1], out=x).add_(off[m0:m1]).clamp_(low, high)
+        torch.frac(x, out=frac)  # x > 0: x - floor(x), exactly
+        torch.sub(x, frac, out=bins)  # floor(x), exactly
         if wide is not bins:
             wide.copy_(bins)
         if feature_major:
@@ -409,23 +420,23 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.nd
             torch.matmul(operand, place, out=codes[m0:m1])
         # The flags in numpy (its comparison is vectorised, torch's into bool is not),
         # as flat indices of acts in memory order.
-        where = np.flatnonzero(np.less(dist_np, delta, out=near))
+        where = np.flatnonzero(np.less(frac_np, 2 * shift, out=near))
         if where.size:
             flagged.append(where + m0 * n * units)
     codes.add_(y.to(dtype))
     codes_np = codes.numpy()
     if flagged:
-        # Values near an interior edge k (x recomputed in numpy: the same IEEE float
-        # operations give the same x): bin k if t >= e_k, else k - 1.  Their rows' codes
-        # change by the difference to the arithmetic bin floor(x), times the unit's place.
+        # The flagged values (x recomputed in numpy: the same IEEE float operations give
+        # the same x): bin k if t >= e_k, else k - 1.  Their rows' codes change by the
+        # difference to the arithmetic bin k = floor(x), times the unit's place.
         shape = tuple(acts.shape[d] for d in order)
         model, i, u = np.unravel_index(np.concatenate(flagged), shape)
         if feature_major:
             i, u = u, i
         t = acts.detach().numpy()[model, i, u]
-        x = np.clip(t * inv.numpy()[model, 0, 0] + off.numpy()[model, 0, 0], 0.5, n_bins - 0.5)
-        k = np.rint(x).astype(np.intp)
-        change = np.where(t >= e[model, k], k, k - 1) - np.floor(x)
+        x = np.clip(t * inv.numpy()[model, 0, 0] + off.numpy()[model, 0, 0], low, high)
+        k = np.floor(x).astype(np.intp)
+        change = np.where(t >= e[model, k], k, k - 1) - k
         fix = change != 0
         np.add.at(codes_np, (model[fix], i[fix]),
                   (change[fix] * place.numpy()[u[fix]]).astype(codes_np.dtype))
