@@ -303,22 +303,31 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
 
     def estimate(e: int, st) -> None:
         k = slot[e]
-        logits, hidden = st(X, return_hidden=True)  # (M, N, C), [(M, N, units)]
+        # st(X, return_hidden=True) without its final transposes: the estimators take
+        # the (M, N, units) transposed views of the feature-major layers as they are
+        # (copying them to contiguous cost as much as the forward pass itself).
+        logits, hidden = st.forward_t(X, return_hidden=True)  # (M, C, N), [(M, units, N)]
+        logits = logits.transpose(1, 2)
         # The output layer enters the plane as class probabilities, as in the paper.
-        layers = [h.contiguous() for h in (*hidden, torch.softmax(logits, dim=-1))]
+        layers = [*(h.transpose(1, 2) for h in hidden), torch.softmax(logits, dim=-1)]
         for l, acts in enumerate(layers):
             # A diverged model's NaN activations have no bin: estimate on zeros, then
-            # mark its estimates NaN, so one bad model does not break its stack.  (Min
-            # and max propagate NaN and inf: one pass instead of isfinite + all.  On
-            # CPU, where reading the flag costs no sync, the copy is made only if needed.)
-            lo, hi = acts.reshape(m, -1).aminmax(dim=1)
-            finite = torch.isfinite(lo) & torch.isfinite(hi)  # (M,)
+            # mark its estimates NaN, so one bad model does not break its stack.  The
+            # adaptive edges span each model's min and max, which propagate NaN and inf,
+            # so their end points are the check (no pass of its own; a range too wide
+            # for the float, whose edges are not finite either, is flagged as well); a
+            # zeroed model's edges are all 0.  On CPU, where reading the flag costs no
+            # sync, the copy is made only if needed.
+            adaptive = adaptive_edges(acts, cfg.estimators.adaptive_bins)
+            finite = torch.isfinite(adaptive[:, 0]) & torch.isfinite(adaptive[:, -1])  # (M,)
             if device.type != "cpu" or not bool(finite.all()):
                 acts = torch.where(finite[:, None, None], acts, torch.zeros_like(acts))
+                adaptive = adaptive.masked_fill(~finite[:, None], 0.0)
             est[k, 0, l] = torch.stack(binned_information(acts, y, edges), dim=-1)
-            est[k, 1, l] = torch.stack(binned_information(
-                acts, y, adaptive_edges(acts, cfg.estimators.adaptive_bins)), dim=-1)
-            bounds = kde_information(acts.index_select(1, kde_idx), y[kde_idx],
+            est[k, 1, l] = torch.stack(binned_information(acts, y, adaptive), dim=-1)
+            # (Advanced indexing gathers from the transposed views about three times
+            # faster than index_select.)
+            bounds = kde_information(acts[:, kde_idx], y[kde_idx],
                                      cfg.estimators.kde_noise_variance)
             est[k, 2, l] = torch.stack([bounds.i_xt_upper, bounds.i_ty_upper], dim=-1)
             est[k, 3, l] = torch.stack([bounds.i_xt_lower, bounds.i_ty_lower], dim=-1)
