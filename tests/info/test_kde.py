@@ -273,3 +273,21 @@ def test_workspaces_are_reused_without_stale_state(monkeypatch):
     fresh = kde_information(b, y, 0.1)
     for p, q in zip(other, fresh):
         assert torch.equal(p, q)
+
+
+def test_workspaces_made_in_inference_mode_serve_later_calls(monkeypatch):
+    # A workspace built under torch.inference_mode must still take in-place writes from
+    # a later call outside it (and the other way round).
+    import threading
+
+    from theorydl.info import kde
+
+    monkeypatch.setattr(kde, "_WORKSPACES", threading.local())  # none cached yet
+    acts, y = torch.rand(3, 50, 4), torch.arange(50) % 2
+    with torch.inference_mode():
+        inside = kde_information(acts, y, 0.1)
+    outside = kde_information(acts, y, 0.1)
+    with torch.inference_mode():
+        again = kde_information(acts, y, 0.1)
+    for p, q, r in zip(inside, outside, again):
+        assert torch.equal(p, q) and torch.equal(p, r)

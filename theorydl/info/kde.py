@@ -217,7 +217,10 @@ def _workspace(m: int, n: int, k: int, dtype: torch.dtype,
     key = (m, n, k, dtype, tuple(classes), _CPU_STRIP_ELEMENTS, _CPU_BLOCK_ELEMENTS)
     ws = cache.pop(key, None)
     if ws is None:
-        ws = _Workspace(m, n, k, dtype, tuple(classes))
+        # Normal tensors even when the first call runs in inference mode: inference
+        # tensors could not be written in place by a later call outside it.
+        with torch.inference_mode(False):
+            ws = _Workspace(m, n, k, dtype, tuple(classes))
     cache[key] = ws
     while len(cache) > 1 and sum(w.nbytes for w in cache.values()) > _WORKSPACE_CACHE_BYTES:
         cache.popitem(last=False)
@@ -279,7 +282,9 @@ def kde_information(
             on it strongly).
         chunk_size: models per chunk off CPU; peak memory there is about
             ``(2 * chunk_size + 1) * N**2`` elements of ``acts.dtype``.  On CPU the
-            kernel is built in cache-sized blocks of rows instead, whatever chunk_size.
+            kernel is built in strips of rows for a few models at a time instead,
+            whatever chunk_size, in buffers kept per thread for the last few shapes
+            (see the module docstring).
 
     Returns:
         ``KDEBounds`` of float64 (M,) tensors on ``acts.device``.  The distances use
