@@ -183,7 +183,8 @@ def _fast_bin_params(
     def per_model(a: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=e.dtype)).expand(m, 1)[..., None]
 
-    return np.broadcast_to(e, (m, n_bins + 1)), n_bins, per_model(inv), per_model(off), per_model(delta)
+    return (np.broadcast_to(e, (m, n_bins + 1)), n_bins,
+            per_model(inv), per_model(off), per_model(delta))
 
 
 def _bins_float(acts: Tensor, edges: Tensor) -> Tensor | None:

@@ -191,7 +191,8 @@ class _Workspace:
                 else:
                     block += [None, None, None]
                 if other_width:
-                    block += [self.right[m0:m1, :, a1:], lower[n_own:].view(m1 - m0, h, other_width),
+                    block += [self.right[m0:m1, :, a1:],
+                              lower[n_own:].view(m1 - m0, h, other_width),
                               flat[:, n_own:size].view(2, m1 - m0, h, other_width),
                               self.rows[1, :, m0:m1, r0:r1],
                               torch.empty(2, m1 - m0, other_width, dtype=dtype),
