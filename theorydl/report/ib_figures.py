@@ -15,7 +15,9 @@ _TITLES = {"bin": "binning (fixed)", "bin_adaptive": "binning (adaptive)",
 
 
 def _grid(plt, rows: int, cols: int, w: float = 3.2, h: float = 2.8):
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
+    # Constrained layout: a row's axis labels and the next row's titles would overlap.
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False,
+                             layout="constrained")
     return fig, axes
 
 
