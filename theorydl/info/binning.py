@@ -524,8 +524,8 @@ def _binned_information_uniform(
         h_t, h_ty = map(torch.from_numpy,
                         _sorted_run_entropies(np.sort(codes_np, axis=1), n_classes))
         return h_t, h_t + h_y - h_ty
-    bins = _bins_float(acts, edges)
-    bins = bin_indices(acts, edges).double() if bins is None else bins.double()
+    # (Here _fast_bin_params does not apply, or the device is not the CPU.)
+    bins = bin_indices(acts, edges).double()
     place = torch.tensor([float(n_bins**p * n_classes) for p in reversed(range(units))],
                          dtype=torch.float64)
     codes = torch.matmul(bins, place.to(device)).add_(y.double())  # (M, N), label last

@@ -67,17 +67,20 @@ _BACKWARD_FROM_OUTPUT: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 
 def _affine_act(b: Tensor, w_t: Tensor, a: Tensor, activation: str | None) -> Tensor:
-    """``act(b + w_t @ a)`` without autograd, for biases (M, out), weights transposed
-    (M, out, in) and inputs (M, in, B), or (in, B) shared by all models; returns
-    (M, out, B).  ``activation=None`` leaves the affine map (the logits).
+    """``act(b + w_t @ a)`` for biases (M, out), weights transposed (M, out, in) and
+    inputs (M, in, B), or (in, B) shared by all models (one (M * out, in) @ (in, B) GEMM
+    instead of M copies of the input); returns (M, out, B).  ``activation=None`` leaves
+    the affine map (the logits).
 
-    On CPU, tanh is computed as ``2 sigmoid(2 z) - 1`` with the factor 2 folded into the
-    GEMM: torch's CPU tanh costs about twice its sigmoid per element (4.8 vs 2.2 ns on
-    the 2-core EPYC CI machine, 1 thread), and tanh is the largest single cost of an IB
-    training step.  The two agree to float rounding in absolute terms (about 1e-7 in
-    float32, 1e-16 in float64); near 0 the relative error is larger than torch.tanh's.
+    Without autograd (grad mode off) on CPU, tanh is computed in place as
+    ``2 sigmoid(2 z) - 1`` with the factor 2 folded into the GEMM: torch's CPU tanh costs
+    about twice its sigmoid per element (4.8 vs 2.2 ns on the 2-core EPYC CI machine, 1
+    thread), and tanh is the largest single cost of an IB training step.  The two agree
+    to float rounding in absolute terms (about 1e-7 in float32, 1e-16 in float64); near
+    0 the relative error is larger than torch.tanh's.
     """
-    fast_tanh = activation == "tanh" and a.device.type == "cpu"
+    fast_tanh = (activation == "tanh" and a.device.type == "cpu"
+                 and not torch.is_grad_enabled())
     scale = 2.0 if fast_tanh else 1.0
     m, out = w_t.shape[0], w_t.shape[1]
     if a.dim() == 2:  # shared input: one (M * out, in) @ (in, B) GEMM
@@ -297,36 +300,16 @@ class Stack:
         times slower than (M, out, in) @ (M, in, B), whose rows are B wide; the
         cross-entropy over (M, C, B) likewise beats (M * B, C) for small C.
 
-        Under ``torch.no_grad()`` it takes the training loop's graph-free path, where a
-        CPU tanh goes through the sigmoid (``_affine_act``: equal to float rounding).
+        Under ``torch.no_grad()`` a CPU tanh goes through the sigmoid, as in the training
+        loop (``_affine_act``: equal to float rounding).
         """
         hidden: list[Tensor] = []
         last = self.n_layers - 1
-        if not torch.is_grad_enabled():
-            # No graph to build (evaluation, estimates): the training loop's forward,
-            # with its cheaper CPU tanh.
-            h = x.T if x.dim() == 2 else x.transpose(1, 2)
-            for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-                h = _affine_act(b, w.transpose(1, 2), h, self.activation if l < last else None)
-                if l < last and return_hidden:
-                    hidden.append(h)
-            return h, hidden
-        act = ACTIVATIONS[self.activation]
-        m = self.n_models
+        h = x.T if x.dim() == 2 else x.transpose(1, 2)  # (in, B) shared, or (M, in, B)
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            w_t = w.transpose(1, 2)  # (M, out, in), a view
-            if l == 0 and x.dim() == 2:
-                # Shared input: one (M * out, in) @ (in, B) GEMM instead of M copies of x.
-                out = w.shape[2]
-                h = torch.addmm(b.reshape(m * out, 1), w_t.reshape(m * out, -1), x.T).view(m, out, -1)
-            elif l == 0:
-                h = torch.baddbmm(b.unsqueeze(2), w_t, x.transpose(1, 2))
-            else:
-                h = torch.baddbmm(b.unsqueeze(2), w_t, h)
-            if l < last:
-                h = act(h)
-                if return_hidden:
-                    hidden.append(h)
+            h = _affine_act(b, w.transpose(1, 2), h, self.activation if l < last else None)
+            if l < last and return_hidden:
+                hidden.append(h)
         return h, hidden
 
 
@@ -660,26 +643,21 @@ def train_stack(
         order = None if full_batch else epoch_permutation(generators, n, device)
         total = torch.zeros(m, device=device, dtype=stack.dtype)
         for start in starts:
+            if order is None:
+                xb, yb = X, y_full
+            else:
+                # index_select on the flattened (M * b) indices: several times faster
+                # on CPU than advanced indexing with the (M, b) index tensor; rows of
+                # X gather 4x faster than columns of X^T.
+                idx = order[:, start : start + bs].flatten()
+                yb = y.index_select(0, idx).view(m, -1)
+                xb = X.index_select(0, idx).view(m, yb.shape[1], -1)  # (M, b, in)
             if hand:
-                if order is None:
-                    x_t, yb = X_t, y_full
-                else:
-                    # index_select on the flattened (M * b) indices: several times faster
-                    # on CPU than advanced indexing with the (M, b) index tensor; rows of
-                    # X gather 4x faster than columns of X^T.  x_t is a transposed view.
-                    idx = order[:, start : start + bs].flatten()
-                    yb = y.index_select(0, idx).view(m, -1)
-                    x_t = X.index_select(0, idx).view(m, yb.shape[1], -1).transpose(1, 2)
+                x_t = X_t if order is None else xb.transpose(1, 2)  # feature-major
                 with torch.no_grad():
                     per_sample = _hand_backward(params[0::2], params[1::2], x_t, yb,
                                                 stack.activation, grads[0::2], grads[1::2])
             else:
-                if order is None:
-                    xb, yb = X, y_full
-                else:
-                    idx = order[:, start : start + bs].flatten()
-                    yb = y.index_select(0, idx).view(m, -1)
-                    xb = X.index_select(0, idx).view(m, yb.shape[1], -1)  # (M, b, in)
                 logits, _ = stack.forward_t(xb)  # (M, C, b)
                 per_sample = F.cross_entropy(logits, yb, reduction="none")  # (M, b)
                 # One backward for all models: they share no parameters (see docstring).
