@@ -1,6 +1,17 @@
-"""theorydl.nn: stacks of small MLPs trained together in one batched computation.
+"""theorydl.nn: stacks of small models trained together in one batched computation.
 
-Public (all from ``theorydl.nn.stack``):
+The training engine (``theorydl.nn.engine``), the one loop every experiment trains with:
+
+* ``train``, ``Trained`` - train a family's M models: per-model seeds, data orders and
+  learning rates; epochs over ``Arrays`` or iterations over a fresh ``Stream``;
+* ``Hook``, ``Period`` - what runs at chosen periods (recording, gradient statistics,
+  per-model stopping with compaction); ``evaluate`` - error and loss of every model;
+* ``FitRule`` (``theorydl.nn.fit``) - stop each model when it fits, or diverges;
+* losses (``theorydl.nn.losses``): ``CrossEntropy``, ``MultiHinge``, ``Hinge``,
+  ``Squared``, ``LOSSES`` by name;
+* optimisers (``theorydl.nn.optim``): ``SGD`` (momentum), ``Adam``; ``PathSGD``.
+
+The MLP family (``theorydl.nn.stack``):
 
 * ``init_mlp`` - deterministic per-seed initialisation of one MLP, ``[(W (in, out), b (out,))]``;
 * ``Stack``, ``init_stack`` - M models with parameters W_l (M, in_l, out_l), b_l (M, out_l)
@@ -9,8 +20,8 @@ Public (all from ``theorydl.nn.stack``):
 * ``ACTIVATIONS`` - the hidden-layer activations by name;
 * ``SGD``, ``Adam``, ``OptimizerState`` - stacked optimisers with per-model learning rates,
   matching ``torch.optim.SGD`` / ``torch.optim.Adam`` model by model;
-* ``train_stack``, ``TrainResult`` - cross-entropy training with per-model data order,
-  callbacks at chosen epochs and gradient signal-to-noise statistics;
+* ``train_stack``, ``TrainResult`` - the engine with a callback at chosen epochs and
+  gradient signal-to-noise statistics (the IB form);
 * ``data_generator``, ``epoch_permutation``, ``DATA_SEED_OFFSET`` - the per-model data
   order, so a lone reference run can reproduce it;
 * ``max_stack_size`` - how many models fit in a memory budget;
@@ -23,6 +34,9 @@ From ``theorydl.nn.pathsgd`` and ``theorydl.nn.norms`` (the width sweeps' measur
 * ``frobenius_norms``, ``spectral_norms``, ``l2_path_norm``, ``margin``, ``error_rate``.
 """
 
+from theorydl.nn.engine import Arrays, Hook, Period, Stream, Trained, evaluate, train
+from theorydl.nn.fit import FitRule, fit_stack
+from theorydl.nn.losses import LOSSES, CrossEntropy, Hinge, MultiHinge, Squared
 from theorydl.nn.norms import error_rate, frobenius_norms, l2_path_norm, margin, spectral_norms
 from theorydl.nn.pathsgd import PathSGD, bias_scales, path_norm, path_scales, unit_scales
 from theorydl.nn.stack import (
@@ -43,6 +57,20 @@ from theorydl.nn.stack import (
 )
 
 __all__ = [
+    "Arrays",
+    "CrossEntropy",
+    "FitRule",
+    "Hinge",
+    "Hook",
+    "LOSSES",
+    "MultiHinge",
+    "Period",
+    "Squared",
+    "Stream",
+    "Trained",
+    "evaluate",
+    "fit_stack",
+    "train",
     "PathSGD",
     "bias_scales",
     "error_rate",

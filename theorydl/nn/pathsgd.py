@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from theorydl.nn.stack import OptimizerState, _lr_views
+from theorydl.nn.optim import OptimizerState, _lr_views, decayed
 
 __all__ = ["PathSGD", "bias_scales", "path_norm", "path_scales", "unit_scales"]
 
@@ -111,7 +111,8 @@ class PathSGD:
     Per step, with the scales recomputed from the current parameters before any of them
     changes: W_l[u, v] <- W_l[u, v] - lr * g / max(gamma_in(u)^2 gamma_out(v)^2, eps) and
     b_l[v] <- b_l[v] - lr * g / max(gamma_out(v)^2, eps) (biases as weights from a constant
-    unit; see the module docstring). ``params`` are W_0, b_0, W_1, b_1, ... as in
+    unit; see the module docstring), with ``g`` the gradient plus ``weight_decay * p`` (L2).
+    ``params`` are W_0, b_0, W_1, b_1, ... as in
     ``Stack.params``. ``lr`` is a float or M floats (one per model). ``eps`` only guards
     against a zero scale (a unit cut off from every source or output); clamping rather
     than adding leaves every non-degenerate scale, and so the rescaling invariance, exact.
@@ -119,6 +120,7 @@ class PathSGD:
 
     lr: float | Sequence[float] | Tensor
     eps: float = 1e-12
+    weight_decay: float = 0.0
 
     def init(self, params: Sequence[Tensor]) -> OptimizerState:
         """State for ``params`` (each with leading model axis M); Path-SGD keeps no buffers."""
@@ -137,5 +139,5 @@ class PathSGD:
             scales.append(g_in[l].unsqueeze(2) * g_out[l + 1].unsqueeze(1))
             scales.append(g_out[l + 1])
         torch._foreach_clamp_min_(scales, self.eps)
-        update = torch._foreach_div(grads, scales)
+        update = torch._foreach_div(decayed(grads, params, self.weight_decay), scales)
         torch._foreach_addcmul_(params, update, state.lr, value=-1.0)

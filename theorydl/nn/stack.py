@@ -21,6 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from theorydl.nn.engine import (DATA_SEED_OFFSET, Arrays, Hook, Period, _GradMoments,
+                                data_generator, epoch_permutation, train)
+from theorydl.nn.losses import Loss, get_loss
+from theorydl.nn.optim import SGD, Adam, OptimizerState, _lr_views
+
 __all__ = [
     "ACTIVATIONS",
     "DATA_SEED_OFFSET",
@@ -94,38 +99,52 @@ def _affine_act(b: Tensor, w_t: Tensor, a: Tensor, activation: str | None) -> Te
     return z if activation is None else ACTIVATIONS[activation](z)
 
 
+def _forward_fm(weights: Sequence[Tensor], biases: Sequence[Tensor], h: Tensor,
+                activation: str, dropout: tuple[float, torch.Generator] | None = None,
+                hidden: list[Tensor] | None = None) -> Tensor:
+    """Feature-major forward pass from ``h`` (M, in, b), or (in, b) shared by all models:
+    logits (M, C, b). ``dropout=(p, generator)`` applies inverted dropout to every hidden
+    layer (masks (M, units, b) drawn in layer order); ``hidden`` collects the hidden
+    layers (M, units, b) when given."""
+    last = len(weights) - 1
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        h = _affine_act(b, w.transpose(1, 2), h, activation if l < last else None)
+        if l < last:
+            if dropout is not None:
+                p, gen = dropout
+                keep = torch.empty_like(h).bernoulli_(1.0 - p, generator=gen)
+                h = h * keep / (1.0 - p)
+            if hidden is not None:
+                hidden.append(h)
+    return h
+
+
 def _hand_backward(
     weights: Sequence[Tensor],
     biases: Sequence[Tensor],
     x_t: Tensor,
     y: Tensor,
     activation: str,
+    loss: Loss,
     grad_weights: Sequence[Tensor],
     grad_biases: Sequence[Tensor],
 ) -> Tensor:
-    """One forward and backward pass of the summed per-model mean cross-entropy, written
+    """One forward and backward pass of the summed per-model batch-mean ``loss``, written
     out by hand; returns the per-sample losses (M, b) and writes the gradients into
     ``grad_weights`` (M, in_l, out_l) and ``grad_biases`` (M, out_l) in place.
 
     ``x_t`` is the feature-major input (M, in, b), or (in, b) shared by all models;
-    ``y`` (M, b).  Autograd would compute the same numbers (to rounding) with a graph,
-    a log-softmax over a strided axis and one more pass per layer; on CPU this is about
-    a quarter faster for the IB stack (benchmarks/stacks.py).
+    ``y`` the targets the loss takes.  Autograd would compute the same numbers (to
+    rounding) with a graph and one more pass per layer; on CPU this is about a quarter
+    faster for the IB stack (benchmarks/stacks.py).
     """
     last = len(weights) - 1
     acts = [x_t]
     for l, (w, b) in enumerate(zip(weights, biases)):
         acts.append(_affine_act(b, w.transpose(1, 2), acts[-1], activation if l < last else None))
-    z = acts.pop()  # logits (M, C, b)
-    n = z.shape[2]
-    # Cross-entropy: loss = log sum_c exp(z_c) - z_y; its gradient is softmax - onehot.
-    top = z.amax(dim=1, keepdim=True)
-    e = torch.sub(z, top).exp_()
-    total = e.sum(dim=1, keepdim=True)
-    target = y.unsqueeze(1)  # (M, 1, b)
-    z_y = z.gather(1, target)
-    loss = total.log().add_(top).sub_(z_y).squeeze(1)
-    dz = e.div_(total).scatter_add_(1, target, torch.full_like(z_y, -1.0)).div_(n)
+    z = acts.pop()  # outputs (M, C, b)
+    per_sample, dz = loss(z, y)
+    dz = dz.div_(z.shape[2])
     derivative = _BACKWARD_FROM_OUTPUT[activation]
     for l in range(last, -1, -1):
         a = acts[l]
@@ -140,23 +159,7 @@ def _hand_backward(
         torch.sum(dz, dim=2, out=grad_biases[l])
         if l:
             dz = derivative(torch.bmm(weights[l], dz), a)
-    return loss
-
-
-def _flat_views(flat: Tensor, shapes: Sequence[torch.Size]) -> list[Tensor]:
-    """Views of consecutive column ranges of ``flat`` (M, P) with the given (M, ...) shapes."""
-    views, offset = [], 0
-    for shape in shapes:
-        size = math.prod(shape[1:])
-        views.append(flat[:, offset : offset + size].view(shape))
-        offset += size
-    return views
-
-
-#: Added to a model's seed (mod 2**32) to seed its data-order generator. torch's CPU
-#: generator only uses the low 32 bits of a seed, so an offset of 2**32 would be a no-op;
-#: with 2**31, init seeds below 2**31 and their data seeds in [2**31, 2**32) never meet.
-DATA_SEED_OFFSET = 2**31
+    return per_sample
 
 
 # --------------------------------------------------------------------------- devices
@@ -304,13 +307,54 @@ class Stack:
         loop (``_affine_act``: equal to float rounding).
         """
         hidden: list[Tensor] = []
-        last = self.n_layers - 1
         h = x.T if x.dim() == 2 else x.transpose(1, 2)  # (in, B) shared, or (M, in, B)
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = _affine_act(b, w.transpose(1, 2), h, self.activation if l < last else None)
-            if l < last and return_hidden:
-                hidden.append(h)
+        h = _forward_fm(self.weights, self.biases, h, self.activation,
+                        hidden=hidden if return_hidden else None)
         return h, hidden
+
+    # ---------------------------------------------------- the engine's Family protocol
+    @property
+    def stat_params(self) -> tuple[int, ...]:
+        """The weights W_l (gradient statistics track them, not the biases)."""
+        return tuple(range(0, 2 * self.n_layers, 2))
+
+    def bind(self, params: Sequence[Tensor], seeds: Sequence[int]) -> "Stack":
+        """A stack of the same architecture holding ``params`` (W_0, b_0, ...)."""
+        return Stack(self.sizes, tuple(seeds), self.activation, tuple(params[0::2]),
+                     tuple(params[1::2]))
+
+    @torch.no_grad()
+    def load(self, params: Sequence[Tensor]) -> None:
+        """Copy ``params`` (W_0, b_0, ...) into this stack's tensors."""
+        torch._foreach_copy_(self.params, list(params))
+
+    def prepare(self, X: Tensor) -> Tensor:
+        """The feature-major (in, N) copy of a full-batch input shared by all models."""
+        return X.T.contiguous()
+
+    def outputs_t(self, x: Tensor) -> Tensor:
+        """Logits (M, C, b) for ``x`` (b, in) shared by all models."""
+        return self.forward_t(x)[0]
+
+    def value_and_grad(self, x: Tensor, y: Tensor, loss: Loss, grads: Sequence[Tensor], *,
+                       shared: bool, dropout: tuple[float, torch.Generator] | None = None
+                       ) -> Tensor:
+        """Per-sample losses (M, b); the gradients of each model's batch-mean loss go into
+        ``grads`` (W_0, b_0, ...). ``x``: (M, b, in), or with ``shared`` the prepared
+        (in, N). Tanh, ReLU, sigmoid and linear layers take the hand-written backward
+        pass (``_hand_backward``); elu, gelu and dropout go through autograd, from the
+        same loss gradient."""
+        x_t = x if shared else x.transpose(1, 2)
+        if self.activation in _BACKWARD_FROM_OUTPUT and dropout is None:
+            with torch.no_grad():
+                return _hand_backward(self.weights, self.biases, x_t, y, self.activation,
+                                      loss, grads[0::2], grads[1::2])
+        params = [p.detach().requires_grad_() for p in self.params]
+        with torch.enable_grad():
+            z = _forward_fm(params[0::2], params[1::2], x_t, self.activation, dropout)
+        per_sample, dz = loss(z.detach(), y)
+        torch._foreach_copy_(list(grads), torch.autograd.grad(z, params, dz.div_(z.shape[2])))
+        return per_sample
 
 
 def init_stack(
@@ -337,146 +381,15 @@ def init_stack(
     return Stack(sizes, seeds, activation, tuple(weights), tuple(biases))
 
 
-# ----------------------------------------------------------------------- optimisers
-
-
-@dataclass(eq=False)
-class OptimizerState:
-    """Per-run optimiser state; mutable because the step counter advances every step.
-
-    ``lr`` holds one view of the (M,) learning rates per parameter, shaped to broadcast
-    against it ((M, 1, 1) for weights, (M, 1) for biases); ``buffers`` maps a buffer
-    name to one tensor per parameter (same shapes as the parameters).
-    """
-
-    lr: list[Tensor]
-    buffers: dict[str, list[Tensor]] = field(default_factory=dict)
-    step: int = 0
-
-
-def _lr_views(lr: float | Sequence[float] | Tensor, params: Sequence[Tensor]) -> list[Tensor]:
-    m = params[0].shape[0]
-    lr_t = torch.as_tensor(lr, dtype=params[0].dtype, device=params[0].device).flatten()
-    if lr_t.numel() == 1:
-        lr_t = lr_t.expand(m)
-    if lr_t.shape != (m,):
-        raise ValueError(f"lr must be a scalar or have shape ({m},), got {tuple(lr_t.shape)}")
-    lr_t = lr_t.contiguous()
-    return [lr_t.view(m, *([1] * (p.dim() - 1))) for p in params]
-
-
-@dataclass(frozen=True, eq=False)
-class SGD:
-    """Stacked SGD, equal per model to ``torch.optim.SGD(lr=lr[i], momentum, weight_decay)``
-    with dampening 0 and nesterov False.
-
-    Per step: g <- g + wd * p; buf <- momentum * buf + g; p <- p - lr * buf (without
-    momentum, p <- p - lr * g). ``buf`` starts at zero, which gives exactly PyTorch's
-    ``buf = g`` on the first step. ``lr`` is a float or M floats (one per model).
-    """
-
-    lr: float | Sequence[float] | Tensor
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-
-    def init(self, params: Sequence[Tensor]) -> OptimizerState:
-        """State for ``params`` (each with leading model axis M)."""
-        bufs = {"momentum": [torch.zeros_like(p) for p in params]} if self.momentum else {}
-        return OptimizerState(_lr_views(self.lr, params), bufs)
-
-    @torch.no_grad()
-    def step(self, params: Sequence[Tensor], grads: Sequence[Tensor], state: OptimizerState) -> None:
-        """Update ``params`` in place from ``grads`` (same shapes); ``grads`` are not modified."""
-        state.step += 1
-        if self.weight_decay:
-            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
-        if self.momentum:
-            bufs = state.buffers["momentum"]
-            torch._foreach_mul_(bufs, self.momentum)
-            torch._foreach_add_(bufs, grads)
-            grads = bufs
-        # p <- p - lr * g in one fused call; the lr views broadcast over each parameter.
-        torch._foreach_addcmul_(params, grads, state.lr, value=-1.0)
-
-
-@dataclass(frozen=True, eq=False)
-class Adam:
-    """Stacked Adam, equal per model to ``torch.optim.Adam(lr=lr[i], betas, eps, weight_decay)``
-    (L2-style weight decay, no amsgrad).
-
-    Per step t: g <- g + wd * p; m <- lerp(m, g, 1 - beta1); v <- beta2 v + (1 - beta2) g^2;
-    p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
-    ``lr`` is a float or M floats (one per model).
-    """
-
-    lr: float | Sequence[float] | Tensor
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-
-    def init(self, params: Sequence[Tensor]) -> OptimizerState:
-        """State for ``params`` (each with leading model axis M)."""
-        bufs = {
-            "exp_avg": [torch.zeros_like(p) for p in params],
-            "exp_avg_sq": [torch.zeros_like(p) for p in params],
-        }
-        return OptimizerState(_lr_views(self.lr, params), bufs)
-
-    @torch.no_grad()
-    def step(self, params: Sequence[Tensor], grads: Sequence[Tensor], state: OptimizerState) -> None:
-        """Update ``params`` in place from ``grads`` (same shapes); ``grads`` are not modified."""
-        state.step += 1
-        beta1, beta2 = self.betas
-        # The step counter is a Python int, so bias corrections cost no device sync.
-        bias1 = 1 - beta1**state.step
-        bias2_sqrt = math.sqrt(1 - beta2**state.step)
-        if self.weight_decay:
-            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
-        exp_avg, exp_avg_sq = state.buffers["exp_avg"], state.buffers["exp_avg_sq"]
-        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sq, beta2)
-        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sq)
-        torch._foreach_div_(denom, bias2_sqrt)
-        torch._foreach_add_(denom, self.eps)
-        update = torch._foreach_div(exp_avg, denom)
-        torch._foreach_mul_(update, state.lr)
-        torch._foreach_add_(params, update, alpha=-1.0 / bias1)
-
-
 # ------------------------------------------------------------------------- training
-
-
-def data_generator(seed: int) -> torch.Generator:
-    """The CPU generator that fixes a model's data order:
-    ``torch.Generator().manual_seed((seed + DATA_SEED_OFFSET) % 2**32)``, offset 2**31.
-
-    A lone reference run reproduces model ``i``'s order by creating
-    ``g = data_generator(seeds[i])`` once before training and, at the start of every
-    epoch, taking ``torch.randperm(N, generator=g)``; minibatch k is
-    ``perm[k * batch_size:(k + 1) * batch_size]`` (the last one may be smaller).
-    """
-    return torch.Generator(device="cpu").manual_seed((seed + DATA_SEED_OFFSET) % 2**32)
-
-
-def epoch_permutation(generators: Sequence[torch.Generator], n: int, device: torch.device) -> Tensor:
-    """One epoch's data order for every model: (M, n) int64 on ``device``, row i from ``generators[i]``.
-
-    Permutations are always drawn on CPU (so the order does not depend on the device)
-    and, for CUDA, copied once per epoch from pinned memory without blocking the host.
-    """
-    perm = torch.stack([torch.randperm(n, generator=g) for g in generators])
-    if device.type == "cuda":
-        return perm.pin_memory().to(device, non_blocking=True)
-    return perm.to(device)
 
 
 @dataclass(frozen=True, eq=False)
 class TrainResult:
     """What ``train_stack`` returns (all tensors on the stack's device).
 
-    ``loss`` (M, E): column e is model i's mean per-sample cross-entropy over the
-    minibatches of epoch e (0-based), measured at the parameters each minibatch saw.
+    ``loss`` (M, E): column e is model i's mean per-sample loss over the minibatches of
+    epoch e (0-based), measured at the parameters each minibatch saw.
     ``callback_epochs``: the K sorted epochs at which the callback fired and gradient
     statistics were taken (in "epochs completed" units, 0..E).
     ``grad_mean_norm`` and ``grad_std_norm`` (K, L, M), or None when not requested:
@@ -489,42 +402,6 @@ class TrainResult:
     grad_std_norm: Tensor | None = None
 
 
-class _GradMoments:
-    """Running first and second moments of per-step weight gradients over one epoch.
-
-    Uses the shifted-data formulas with the epoch's first gradient as the shift, so the
-    variance does not cancel catastrophically when |mean| >> std (common late in
-    training). Accumulators stay on device.
-    """
-
-    def __init__(self) -> None:
-        self.shift: list[Tensor] = []
-        self.s1: list[Tensor] = []
-        self.s2: list[Tensor] = []
-        self.n = 0
-
-    def add(self, grads: list[Tensor]) -> None:
-        if self.n == 0:
-            self.shift = [g.detach().clone() for g in grads]
-            self.s1 = [torch.zeros_like(g) for g in grads]
-            self.s2 = [torch.zeros_like(g) for g in grads]
-        else:
-            d = torch._foreach_sub(grads, self.shift)
-            torch._foreach_add_(self.s1, d)
-            torch._foreach_addcmul_(self.s2, d, d)
-        self.n += 1
-
-    def norms(self) -> tuple[Tensor, Tensor]:
-        """(L, M) norms of the mean gradient and of the elementwise std."""
-        mean_d = torch._foreach_div(self.s1, self.n)
-        mean = torch._foreach_add(self.shift, mean_d)
-        var = torch._foreach_sub(torch._foreach_div(self.s2, self.n), torch._foreach_mul(mean_d, mean_d))
-        std = torch._foreach_sqrt(torch._foreach_clamp_min(var, 0.0))
-        mean_norm = torch.stack([torch.linalg.vector_norm(t.flatten(1), dim=1) for t in mean])
-        std_norm = torch.stack([torch.linalg.vector_norm(t.flatten(1), dim=1) for t in std])
-        return mean_norm, std_norm
-
-
 def _check_callback_epochs(epochs_: Iterable[int], epochs: int) -> tuple[int, ...]:
     chosen = tuple(sorted({int(e) for e in epochs_}))
     if chosen and (chosen[0] < 0 or chosen[-1] > epochs):
@@ -532,38 +409,51 @@ def _check_callback_epochs(epochs_: Iterable[int], epochs: int) -> tuple[int, ..
     return chosen
 
 
+class _Callback(Hook):
+    """``train_stack``'s callback and gradient statistics as an engine hook: the stack's
+    own tensors get the current values, then ``callback(e, stack)`` runs."""
+
+    def __init__(self, stack: Stack, callback, chosen: tuple[int, ...], grad_stats: bool):
+        self.stack, self.callback, self.grad_stats = stack, callback, grad_stats
+        self.slot = {e: k for k, e in enumerate(chosen)}
+        shape = (len(chosen), stack.n_layers, stack.n_models)
+        nan = torch.full(shape, math.nan, device=stack.device, dtype=stack.dtype)
+        self.mean_norm = nan if grad_stats else None
+        self.std_norm = nan.clone() if grad_stats else None
+
+    def at(self, t: int, periods: int) -> bool:
+        return t in self.slot
+
+    def __call__(self, period: Period) -> None:
+        if self.grad_stats and period.grad_mean_norm is not None:
+            self.mean_norm[self.slot[period.t]] = period.grad_mean_norm
+            self.std_norm[self.slot[period.t]] = period.grad_std_norm
+        if self.callback is not None:
+            self.stack.load(period.family.params)
+            self.callback(period.t, self.stack)
+
+
 def train_stack(
     stack: Stack,
     X: Tensor,
     y: Tensor,
-    optimizer: SGD | Adam,
+    optimizer,
     epochs: int,
     *,
     batch_size: int | None = None,
     callback: Callable[[int, Stack], None] | None = None,
     callback_epochs: Iterable[int] = (),
     grad_stats: bool = False,
+    loss: str | Loss = "cross_entropy",
 ) -> TrainResult:
-    """Train every model of ``stack`` on (X (N, in), y (N,) int64 labels) with cross-entropy.
+    """Train every model of ``stack`` on (X (N, in), y (N,)) for ``epochs`` epochs: the
+    engine's loop (``theorydl.nn.engine.train``) with a callback at chosen epochs.
 
     Minibatch mode (``batch_size < N``): each epoch, model i visits the data in the order
-    ``torch.randperm(N, generator=data_generator(seeds[i]))`` (one generator per model,
-    created when this call starts, advanced once per epoch; see ``data_generator``),
-    in ceil(N / batch_size) steps, the last one possibly smaller. Permutations are drawn
-    on CPU even for a CUDA stack and copied to the device once per epoch
-    (``epoch_permutation``), so the data order does not depend on the device. Full-batch mode
+    ``torch.randperm(N, generator=data_generator(seeds[i]))`` (see ``data_generator``),
+    in ceil(N / batch_size) steps, the last one possibly smaller. Full-batch mode
     (``batch_size`` None or >= N): one step per epoch on the whole dataset, no shuffling.
-
-    Gradients are those of the sum over models of each model's mean minibatch loss:
-    parameters of different models never interact, so the sum's gradient w.r.t. model
-    i's slice is exactly model i's own gradient, and one backward pass serves all M
-    models. For tanh, ReLU, sigmoid and linear layers the backward pass is written out
-    by hand (``_hand_backward``; no graph, cross-entropy and its gradient fused) on
-    parameters held in one flat (M, P) buffer during the call, so SGD and Adam update
-    every layer in one call per operation; for elu and gelu it is
-    ``torch.autograd.grad``. (``torch.func.vmap(grad)`` would compute the same thing
-    with more dispatch overhead per step.) On CPU, tanh is evaluated through the
-    sigmoid (see ``_affine_act``).
+    ``loss``: cross-entropy (y int64 labels) by default; see ``theorydl.nn.losses``.
 
     ``callback(e, stack)`` runs under ``torch.no_grad()`` for each e in
     ``callback_epochs``, where e counts completed epochs (0 = before training,
@@ -576,103 +466,23 @@ def train_stack(
     ``grad_mean_norm[k, l, i] = || (1/S) sum_s g_s ||_F`` and
     ``grad_std_norm[k, l, i] = || sqrt((1/S) sum_s (g_s - mean)^2) ||_F`` (elementwise
     population std, ddof=0; every step weighs the same, the smaller last one too).
-    Entries for e = 0 are NaN (no steps yet). The sum and sum of squares accumulate on
-    device, only during the epochs that are reported, shifted by the epoch's first
-    gradient so that the variance does not cancel catastrophically in float32.
+    Entries for e = 0 are NaN (no steps yet).
 
-    The step loop never reads device values on the host (losses accumulate into an
-    (M,) device tensor), so on CUDA kernels queue without per-step synchronisation.
     Returns a ``TrainResult``; the stack's parameters are trained in place.
     """
-    m, device = stack.n_models, stack.device
-    X = X.to(device=device, dtype=stack.dtype)
-    y = y.to(device=device)
-    n = X.shape[0]
+    X = X.to(device=stack.device, dtype=stack.dtype)
     if X.dim() != 2 or X.shape[1] != stack.sizes[0]:
         raise ValueError(f"X must be (N, {stack.sizes[0]}), got {tuple(X.shape)}")
-    if y.shape != (n,) or y.dtype != torch.int64:
+    n = X.shape[0]
+    if y.shape != (n,) or (get_loss(loss).integer_targets and y.dtype != torch.int64):
         raise ValueError(f"y must be int64 of shape ({n},), got {y.dtype} {tuple(y.shape)}")
-    if epochs < 0 or (batch_size is not None and batch_size < 1):
-        raise ValueError("epochs must be >= 0 and batch_size >= 1 (or None)")
+    if epochs < 0:
+        raise ValueError("epochs must be >= 0")
     chosen = _check_callback_epochs(callback_epochs, epochs)
-    slot = {e: k for k, e in enumerate(chosen)}
-
-    full_batch = batch_size is None or batch_size >= n
-    bs = n if full_batch else batch_size
-    starts = range(0, n, bs)
-    # Activations whose derivative is known from their output train with the
-    # hand-written backward pass (``_hand_backward``), on parameters and gradients held
-    # as views of two flat (M, P) buffers, so that an elementwise optimiser (SGD, Adam)
-    # updates all layers in one call per operation; the stack's own tensors get the
-    # values before every callback and at the end.  Others (elu, gelu) use autograd.
-    hand = stack.activation in _BACKWARD_FROM_OUTPUT
-    if hand:
-        shapes = [p.shape for p in stack.params]
-        flat = torch.cat([p.detach().reshape(m, -1) for p in stack.params], dim=1)
-        flat_grad = torch.zeros_like(flat)
-        params, grads = _flat_views(flat, shapes), _flat_views(flat_grad, shapes)
-        elementwise = type(optimizer) in (SGD, Adam)
-        opt_params, opt_grads = ([flat], [flat_grad]) if elementwise else (params, grads)
-        X_t = X.T.contiguous() if full_batch else None  # shared feature-major input
-    else:
-        params = opt_params = stack.params
-    weight_grads = slice(0, None, 2)  # params alternate W_0, b_0, W_1, ...
-    state = optimizer.init(opt_params)
-    generators = [] if full_batch else [data_generator(s) for s in stack.seeds]
-    y_full = y.expand(m, n) if full_batch else None  # every model sees all targets
-
-    loss = torch.empty(m, epochs, device=device, dtype=stack.dtype)
-    shape = (len(chosen), stack.n_layers, m)
-    mean_norm = torch.full(shape, math.nan, device=device, dtype=stack.dtype) if grad_stats else None
-    std_norm = torch.full(shape, math.nan, device=device, dtype=stack.dtype) if grad_stats else None
-
-    def sync() -> None:
-        if hand:
-            with torch.no_grad():
-                torch._foreach_copy_(stack.params, params)
-
-    def report(e: int) -> None:
-        if callback is not None and e in slot:
-            sync()
-            with torch.no_grad():
-                callback(e, stack)
-
-    report(0)
-    for epoch in range(epochs):
-        moments = _GradMoments() if grad_stats and epoch + 1 in slot else None
-        order = None if full_batch else epoch_permutation(generators, n, device)
-        total = torch.zeros(m, device=device, dtype=stack.dtype)
-        for start in starts:
-            if order is None:
-                xb, yb = X, y_full
-            else:
-                # index_select on the flattened (M * b) indices: several times faster
-                # on CPU than advanced indexing with the (M, b) index tensor; rows of
-                # X gather 4x faster than columns of X^T.
-                idx = order[:, start : start + bs].flatten()
-                yb = y.index_select(0, idx).view(m, -1)
-                xb = X.index_select(0, idx).view(m, yb.shape[1], -1)  # (M, b, in)
-            if hand:
-                x_t = X_t if order is None else xb.transpose(1, 2)  # feature-major
-                with torch.no_grad():
-                    per_sample = _hand_backward(params[0::2], params[1::2], x_t, yb,
-                                                stack.activation, grads[0::2], grads[1::2])
-            else:
-                logits, _ = stack.forward_t(xb)  # (M, C, b)
-                per_sample = F.cross_entropy(logits, yb, reduction="none")  # (M, b)
-                # One backward for all models: they share no parameters (see docstring).
-                grads = opt_grads = torch.autograd.grad(per_sample.sum() / yb.shape[1], params)
-                per_sample = per_sample.detach()
-            total.add_(per_sample.sum(1))
-            if moments is not None:
-                moments.add(list(grads[weight_grads]))
-            optimizer.step(opt_params, opt_grads, state)
-        loss[:, epoch] = total / n
-        if moments is not None:
-            mean_norm[slot[epoch + 1]], std_norm[slot[epoch + 1]] = moments.norms()
-        report(epoch + 1)
-    sync()
-    return TrainResult(loss, chosen, mean_norm, std_norm)
+    hook = _Callback(stack, callback, chosen, grad_stats)
+    trained = train(stack, Arrays(X, y), optimizer, epochs, loss=loss, batch_size=batch_size,
+                    hooks=[hook])
+    return TrainResult(trained.loss, chosen, hook.mean_norm, hook.std_norm)
 
 
 # --------------------------------------------------------------------------- memory
