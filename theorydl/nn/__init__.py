@@ -9,7 +9,10 @@ The training engine (``theorydl.nn.engine``), the one loop every experiment trai
 * ``FitRule`` (``theorydl.nn.fit``) - stop each model when it fits, or diverges;
 * losses (``theorydl.nn.losses``): ``CrossEntropy``, ``MultiHinge``, ``Hinge``,
   ``Squared``, ``LOSSES`` by name;
-* optimisers (``theorydl.nn.optim``): ``SGD`` (momentum), ``Adam``; ``PathSGD``.
+* optimisers (``theorydl.nn.optim``): ``SGD`` (momentum), ``Adam``; ``PathSGD``;
+* the generic family (``theorydl.nn.modules``): ``ModuleStack``, ``init_modules`` - M
+  copies of any ``torch.nn.Module`` through ``torch.func``; ``seeded``,
+  ``straight_through``, ``module_bytes``.
 
 The MLP family (``theorydl.nn.stack``):
 
@@ -37,6 +40,7 @@ From ``theorydl.nn.pathsgd`` and ``theorydl.nn.norms`` (the width sweeps' measur
 from theorydl.nn.engine import Arrays, Hook, Period, Stream, Trained, evaluate, train
 from theorydl.nn.fit import FitRule, fit_stack
 from theorydl.nn.losses import LOSSES, CrossEntropy, Hinge, MultiHinge, Squared
+from theorydl.nn.modules import ModuleStack, init_modules, module_bytes, seeded, straight_through
 from theorydl.nn.norms import error_rate, frobenius_norms, l2_path_norm, margin, spectral_norms
 from theorydl.nn.pathsgd import PathSGD, bias_scales, path_norm, path_scales, unit_scales
 from theorydl.nn.stack import (
@@ -63,6 +67,7 @@ __all__ = [
     "Hinge",
     "Hook",
     "LOSSES",
+    "ModuleStack",
     "MultiHinge",
     "Period",
     "Squared",
@@ -70,6 +75,10 @@ __all__ = [
     "Trained",
     "evaluate",
     "fit_stack",
+    "init_modules",
+    "module_bytes",
+    "seeded",
+    "straight_through",
     "train",
     "PathSGD",
     "bias_scales",

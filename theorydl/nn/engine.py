@@ -150,8 +150,9 @@ class Family(Protocol):
     def stat_params(self) -> tuple[int, ...]:
         """Indices into ``params`` whose gradients ``grad_stats`` tracks (the weights)."""
 
-    def bind(self, params: Sequence[Tensor], seeds: Sequence[int]) -> "Family":
-        """The same architecture holding ``params`` (views the engine owns) for ``seeds``."""
+    def bind(self, params: Sequence[Tensor], models: Sequence[int]) -> "Family":
+        """The models ``models`` (indices into this family) holding ``params`` (views the
+        engine owns); whatever else is per model (seeds, fixed tensors) follows them."""
 
     def load(self, params: Sequence[Tensor]) -> None:
         """Copy ``params`` (same shapes) into this family's own tensors."""
@@ -332,18 +333,17 @@ def train(
     flat_grad = torch.zeros_like(flat)
     out = flat.clone()  # each model's parameters at its stop, original order
     elementwise = bool(getattr(optimizer, "elementwise", False))
-    seeds = list(family.seeds)
     active = list(range(m))
     active_idx = torch.arange(m, device=device)
 
     def bind():
         views, gviews = flat_views(flat, shapes), flat_views(flat_grad, shapes)
-        fam = family.bind(views, [seeds[i] for i in active])
+        fam = family.bind(views, list(active))
         return fam, gviews, ([flat] if elementwise else views), ([flat_grad] if elementwise else gviews)
 
     current, grads, opt_params, opt_grads = bind()
     state = optimizer.init(opt_params)
-    generators = [] if full_batch else [data_generator(s) for s in seeds]
+    generators = [] if full_batch else [data_generator(s) for s in family.seeds]
     shared_x = current.prepare(X) if full_batch else None
     y_full = y.expand(m, *y.shape) if full_batch else None
     drop = None

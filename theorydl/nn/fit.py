@@ -197,7 +197,8 @@ def fit_stack(
                    record=record_epochs, periods=max_epochs, stop_error=stop_error,
                    stop_loss=stop_loss, check_every=check_every, chunk=eval_chunk,
                    on_period=on_epoch)
-    fitted = stack.bind([p.detach().clone().requires_grad_() for p in stack.params], stack.seeds)
+    fitted = stack.bind([p.detach().clone().requires_grad_() for p in stack.params],
+                        range(stack.n_models))
     trained = train(fitted, Arrays(X, y), optimizer, max_epochs, loss=loss,
                     batch_size=batch_size, hooks=[rule], dropout=dropout,
                     dropout_seed=dropout_seed)

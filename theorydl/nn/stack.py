@@ -318,10 +318,10 @@ class Stack:
         """The weights W_l (gradient statistics track them, not the biases)."""
         return tuple(range(0, 2 * self.n_layers, 2))
 
-    def bind(self, params: Sequence[Tensor], seeds: Sequence[int]) -> "Stack":
-        """A stack of the same architecture holding ``params`` (W_0, b_0, ...)."""
-        return Stack(self.sizes, tuple(seeds), self.activation, tuple(params[0::2]),
-                     tuple(params[1::2]))
+    def bind(self, params: Sequence[Tensor], models: Sequence[int]) -> "Stack":
+        """The models ``models`` (indices into this stack) holding ``params`` (W_0, b_0, ...)."""
+        return Stack(self.sizes, tuple(self.seeds[i] for i in models), self.activation,
+                     tuple(params[0::2]), tuple(params[1::2]))
 
     @torch.no_grad()
     def load(self, params: Sequence[Tensor]) -> None:
