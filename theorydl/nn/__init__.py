@@ -27,7 +27,7 @@ The MLP family (``theorydl.nn.stack``):
   gradient signal-to-noise statistics (the IB form);
 * ``data_generator``, ``epoch_permutation``, ``DATA_SEED_OFFSET`` - the per-model data
   order, so a lone reference run can reproduce it;
-* ``max_stack_size`` - how many models fit in a memory budget;
+* ``mlp_bytes``, ``max_stack_size`` - an MLP stack's memory, how many models fit a budget;
 * ``resolve_device`` - ``"auto" | "cpu" | "cuda"`` to a ``torch.device``.
 
 From ``theorydl.nn.pathsgd`` and ``theorydl.nn.norms`` (the width sweeps' measures):
@@ -56,6 +56,7 @@ from theorydl.nn.stack import (
     init_mlp,
     init_stack,
     max_stack_size,
+    mlp_bytes,
     resolve_device,
     train_stack,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "init_mlp",
     "init_stack",
     "max_stack_size",
+    "mlp_bytes",
     "resolve_device",
     "train_stack",
 ]

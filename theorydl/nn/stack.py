@@ -39,6 +39,7 @@ __all__ = [
     "init_mlp",
     "init_stack",
     "max_stack_size",
+    "mlp_bytes",
     "resolve_device",
     "train_stack",
 ]
@@ -491,14 +492,9 @@ def train_stack(
 _MEMORY_SLACK = 1.5
 
 
-def max_stack_size(
-    sizes: Sequence[int],
-    n_samples: int,
-    batch_size: int | None,
-    budget_bytes: int,
-    dtype_bytes: int = 4,
-) -> int:
-    """Estimate how many models of layer widths ``sizes`` fit in ``budget_bytes`` (at least 1).
+def mlp_bytes(sizes: Sequence[int], n_samples: int, batch_size: int | None,
+              dtype_bytes: int = 4) -> tuple[int, int]:
+    """Estimated memory of an MLP stack in bytes: ``(per_model, shared)``.
 
     Shared, paid once: the dataset X (N x in, dtype) and labels (N, int64).
     Per model, in ``dtype_bytes`` units unless noted, with P = number of parameters,
@@ -510,7 +506,7 @@ def max_stack_size(
         post-activation and its gradient kept or built during backward;
       * N H: the full-dataset forward a callback runs (every hidden layer + logits);
       * 8 (N + 2 b) bytes: the epoch permutation, minibatch indices and targets (int64).
-    The sum is multiplied by 1.5 for allocator slack and temporaries.
+    The per-model sum is multiplied by 1.5 for allocator slack and temporaries.
     """
     sizes = _check_sizes(sizes)
     b = n_samples if batch_size is None else min(batch_size, n_samples)
@@ -521,4 +517,17 @@ def max_stack_size(
         + 8 * (n_samples + 2 * b)
     ) * _MEMORY_SLACK
     shared = dtype_bytes * n_samples * sizes[0] + 8 * n_samples
+    return int(per_model), int(shared)
+
+
+def max_stack_size(
+    sizes: Sequence[int],
+    n_samples: int,
+    batch_size: int | None,
+    budget_bytes: int,
+    dtype_bytes: int = 4,
+) -> int:
+    """How many models of layer widths ``sizes`` fit in ``budget_bytes`` (at least 1), by
+    the estimate of :func:`mlp_bytes`."""
+    per_model, shared = mlp_bytes(sizes, n_samples, batch_size, dtype_bytes)
     return max(1, int((budget_bytes - shared) // per_model))

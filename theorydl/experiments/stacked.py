@@ -1,0 +1,122 @@
+"""The base of experiments whose trials train in stacks (``theorydl.nn.engine``).
+
+A stacked experiment says what is its science: its trials, which config keys may differ
+inside one stack (``per_model_keys``: the seed always may), how much memory one model
+needs, and how to train one stack and turn it into rows (``run_stack``). This base does
+the rest, the same way for every such experiment:
+
+* grouping: trials whose configs agree outside ``per_model_keys`` share a stack;
+* sizing: a stack holds as many models as ``stack_memory_mb`` allows, by the
+  experiment's estimate of one model's bytes (and the bytes every model shares);
+* scheduling: the costliest stacks are submitted first (they finish last otherwise);
+* resources: one CPU and ``gpus_per_stack`` of a GPU per stack (asked only where the
+  cluster has GPUs), the device chosen on the worker (``device``: auto, cpu, cuda);
+* failure: an exception in a stack fails its trials (rows with the error) and nothing
+  else; a model whose loss stopped being finite is ``diverged``, its stack-mates are not.
+
+The resource fields are declared once, in :class:`StackResources`, which every stacked
+experiment's params section extends.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from theorydl.config import Section
+from theorydl.experiments.base import Experiment, Unit, error_text, utcnow, worker_device
+from theorydl.store.rows import TrialResult
+from theorydl.sweep.spec import TrialSpec, canonical_json
+
+__all__ = ["StackResources", "StackedExperiment", "finite_or_none"]
+
+
+class StackResources(Section):
+    """Where and how big the stacks of a stacked experiment are (every such section
+    extends this)."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where stacks train: auto = CUDA when the worker has a GPU."""
+    gpus_per_stack: float = Field(default=0.25, ge=0.0, le=8.0)
+    """GPU share a stack asks Ray for (asked only where the cluster has GPUs)."""
+    stack_memory_mb: int = Field(default=2048, ge=16)
+    """Memory budget of one stack: the number of models per stack adapts to it."""
+
+
+def finite_or_none(x: Any) -> float | None:
+    """A measurement for a row: the float, or None (a missing value) when not finite."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+#: What ``run_stack`` returns: one (status, rows) per trial, status "ok" or "diverged".
+StackRows = list[tuple[str, list[dict[str, Any]]]]
+
+
+class StackedExperiment(Experiment):
+    """An experiment whose trials train M at a time in one batched computation."""
+
+    #: Config keys whose values may differ between the models of one stack (the seed
+    #: always may): everything else must agree, since it fixes the computation's shape.
+    per_model_keys: ClassVar[tuple[str, ...]] = ()
+
+    # ------------------------------------------------------------ what a study says
+    @abc.abstractmethod
+    def model_bytes(self, trial: TrialSpec, cfg: StackResources) -> int:
+        """Estimated bytes one model of ``trial``'s stack needs on its device."""
+
+    def shared_bytes(self, trial: TrialSpec, cfg: StackResources) -> int:
+        """Bytes a stack pays once, whatever its size (its data); 0 by default."""
+        return 0
+
+    def stack_cost(self, trial: TrialSpec) -> float:
+        """A number that orders stacks by their expected run time (largest first)."""
+        return 0.0
+
+    def stack_label(self, trial: TrialSpec) -> str:
+        """A short name of a stack for logs and progress (its index is appended)."""
+        return self.name
+
+    @abc.abstractmethod
+    def run_stack(self, trials: Sequence[TrialSpec], cfg: StackResources, device
+                  ) -> StackRows:
+        """Train one stack of ``trials`` on ``device``; one (status, rows) per trial."""
+
+    # ------------------------------------------------------------ what the base does
+    def stack_key(self, trial: TrialSpec) -> str:
+        """Trials with the same key may share a stack."""
+        skip = set(self.per_model_keys)
+        return canonical_json({k: v for k, v in trial.config.items() if k not in skip})
+
+    def units(self, trials: Sequence[TrialSpec], cfg: StackResources) -> list[Unit]:
+        groups: dict[str, list[TrialSpec]] = {}
+        for t in trials:
+            groups.setdefault(self.stack_key(t), []).append(t)
+        budget = cfg.stack_memory_mb * 2**20
+        units = []
+        for members in groups.values():
+            first = members[0]
+            free = budget - self.shared_bytes(first, cfg)
+            size = max(1, int(free // max(1, self.model_bytes(first, cfg))))
+            cost, label = self.stack_cost(first), self.stack_label(first)
+            for i in range(0, len(members), size):
+                units.append(Unit(tuple(members[i:i + size]), num_cpus=1,
+                                  num_gpus=cfg.gpus_per_stack, label=f"{label}-{i}",
+                                  extra={"cost": cost}))
+        return sorted(units, key=lambda u: -u.extra["cost"])
+
+    def run_unit(self, unit: Unit, cfg: StackResources) -> list[TrialResult]:
+        start = utcnow()
+        try:
+            device = worker_device(cfg.device)
+            measured = self.run_stack(unit.trials, cfg, device)
+        except Exception as exc:  # noqa: BLE001 - a broken stack fails its trials only
+            return [TrialResult(t.id, "failed", start, utcnow(), error=error_text(exc))
+                    for t in unit.trials]
+        end = utcnow()
+        return [TrialResult(t.id, status, start, end, rows=rows, device=str(device))
+                for t, (status, rows) in zip(unit.trials, measured, strict=True)]
