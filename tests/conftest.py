@@ -45,9 +45,8 @@ def toy(monkeypatch):
         sys.path.insert(0, str(TOY_DIR))
     import toy as toy_module
 
-    from theorydl import config, experiments
+    from theorydl import experiments
 
     exp = toy_module.Toy()
     monkeypatch.setitem(experiments._REGISTRY, "toy", exp)
-    monkeypatch.setitem(config._SECTIONS, "toy", toy_module.ToyConfig)
     return exp

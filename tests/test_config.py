@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from theorydl.config import ConfigError, load_params, merge, parse_params, read_yaml
+from theorydl.config import ConfigError, merge, read_yaml
+from theorydl.params import load_params, parse_params
 
 
 @pytest.fixture

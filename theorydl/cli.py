@@ -20,7 +20,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from theorydl.config import ConfigError, load_params
+from theorydl.config import ConfigError
+from theorydl.params import load_params
 
 __all__ = ["main"]
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "profile":
         from pathlib import Path
 
-        from theorydl.config import apply_profile
+        from theorydl.params import apply_profile
 
         try:
             apply_profile(args.params, Path("profiles") / f"{args.name}.yaml")

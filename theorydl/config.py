@@ -4,9 +4,14 @@
 section), and only then does any stage compute or write. Every error names the file and
 the key path, e.g. ``params.yaml: census.n_inputs[2]: must be <= 5``.
 
-Experiment sections register their model with :func:`register_section`, so the set of
-known top-level keys is exactly ``run``, ``report`` and the registered experiments; an
-unknown section (a typo such as ``cencus``) is an error, not an ignored key.
+This module knows no experiment: :func:`validate_params` is given the section models to
+check against. :mod:`theorydl.params` passes it ``run``, ``report``, ``wandb`` and every
+registered experiment's section, so an unknown section (a typo such as ``cencus``) is an
+error, not an ignored key.
+
+Output paths follow one layout (:class:`Paths` and the helpers below it): a path default
+is a template in ``{name}``, which validation replaces by the section's (the experiment's)
+name, so an experiment declares what it writes and never spells a folder.
 """
 
 from __future__ import annotations
@@ -27,12 +32,16 @@ __all__ = [
     "ReportConfig",
     "WandbConfig",
     "Params",
-    "register_section",
-    "load_params",
-    "parse_params",
+    "Paths",
+    "BASE_SECTIONS",
+    "validate_params",
     "read_yaml",
     "merge",
-    "apply_profile",
+    "data_file",
+    "result_file",
+    "plot_file",
+    "figure_file",
+    "figure_dir",
 ]
 
 
@@ -110,16 +119,68 @@ class WandbConfig(Section):
     """Where offline runs are written (git- and DVC-ignored)."""
 
 
-_SECTIONS: dict[str, type[Section]] = {"run": RunConfig, "report": ReportConfig,
-                                       "wandb": WandbConfig}
+BASE_SECTIONS: dict[str, type[Section]] = {"run": RunConfig, "report": ReportConfig,
+                                           "wandb": WandbConfig}
+"""The sections every params file has besides the experiments' (all of them default)."""
 
 
-def register_section(name: str, model: type[Section]) -> type[Section]:
-    """Declare the params section of an experiment (called by each experiment module)."""
-    if name in _SECTIONS and _SECTIONS[name] is not model:
-        raise ValueError(f"params section {name!r} is registered twice")
-    _SECTIONS[name] = model
-    return model
+# ------------------------------------------------------------------------ output paths
+# The one place that says where outputs go. Per-experiment folders hold what only the
+# stages read (data, result tables); files named after the experiment hold what
+# `dvc metrics`, `dvc plots` and the report show. dvc.yaml's `metrics:` and `plots:`
+# outputs are the paths whose default lies in metrics/ and plots/ (see Paths.kind).
+NAME = "{name}"
+
+
+def data_file(file: str) -> str:
+    """A data-stage output: ``data/<name>/<file>``."""
+    return f"data/{NAME}/{file}"
+
+
+def result_file(file: str) -> str:
+    """A result table (train or search output, or a table the analysis derives):
+    ``results/<name>/<file>``."""
+    return f"results/{NAME}/{file}"
+
+
+def plot_file(what: str = "") -> str:
+    """Plot data for `dvc plots`: ``plots/<name>[_<what>].csv``."""
+    return f"plots/{NAME}{'_' + what if what else ''}.csv"
+
+
+def figure_file(what: str = "") -> str:
+    """A figure: ``figures/<name>[_<what>].png``."""
+    return f"figures/{NAME}{'_' + what if what else ''}.png"
+
+
+def figure_dir() -> str:
+    """A folder of figures (their number depends on the params): ``figures/<name>``."""
+    return f"figures/{NAME}"
+
+
+class Paths(Section):
+    """Base of an experiment's ``paths`` sub-section: where its stages write.
+
+    Every field defaults from the experiment's name through the helpers above; params may
+    override any of them (``{name}`` in an override is replaced as well). An experiment
+    adds its own fields; ``trials`` and ``metrics`` every experiment has.
+    """
+
+    trials: str = result_file("trials.parquet")
+    """Train stage output: the rows of exactly the trials the params ask for."""
+    metrics: str = f"metrics/{NAME}.json"
+    """Summary metrics for `dvc metrics show` and the report."""
+
+    def resolved(self, name: str) -> "Paths":
+        """These paths with ``{name}`` replaced by ``name``."""
+        return self.model_copy(update={k: v.replace(NAME, name) for k, v in self
+                                       if isinstance(v, str)})
+
+    @classmethod
+    def kind(cls, key: str) -> str:
+        """What DVC makes of output ``key``: "metrics", "plots" or "outs" (by its default)."""
+        top = str(cls.model_fields[key].default).split("/", 1)[0]
+        return top if top in ("metrics", "plots") else "outs"
 
 
 class Params(BaseModel):
@@ -192,19 +253,23 @@ def _key_path(loc: tuple) -> str:
     return out
 
 
-def parse_params(data: Mapping, source: str = "params.yaml") -> Params:
-    """Validate a params mapping; raises :class:`ConfigError` listing every bad key."""
-    _import_experiments()
-    unknown = sorted(set(data) - set(_SECTIONS))
+def validate_params(data: Mapping, sections: Mapping[str, type[Section]],
+                    source: str = "params.yaml") -> Params:
+    """Validate a params mapping against ``sections`` (name -> model).
+
+    Raises :class:`ConfigError` listing every bad key. A section's :class:`Paths` come
+    back with ``{name}`` replaced by the section's name.
+    """
+    unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(
             f"{source}: unknown section(s) {', '.join(map(repr, unknown))}; "
-            f"known sections: {', '.join(sorted(_SECTIONS))}"
+            f"known sections: {', '.join(sorted(sections))}"
         )
     # `run` and `report` have defaults; an experiment's section may be left out of a
     # params file, and only the stages of that experiment then refuse to run.
     fields = {name: (model, model()) if _has_defaults(model) else (model | None, None)
-              for name, model in _SECTIONS.items()}
+              for name, model in sections.items()}
     model = create_model("ParamsFile", __config__=ConfigDict(extra="forbid", frozen=True),
                          **fields)
     try:
@@ -212,56 +277,16 @@ def parse_params(data: Mapping, source: str = "params.yaml") -> Params:
     except ValidationError as exc:
         lines = [f"{source}: {_key_path(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("invalid params:\n  " + "\n  ".join(lines)) from None
-    return Params(source=source, **{name: getattr(validated, name) for name in _SECTIONS})
+    return Params(source=source, **{name: _resolve_paths(getattr(validated, name), name)
+                                    for name in sections})
 
 
-def load_params(path: str | Path = "params.yaml", overrides: Mapping | None = None) -> Params:
-    """Read and validate a params file, optionally deep-merging ``overrides`` first."""
-    data = read_yaml(path)
-    if overrides:
-        data = merge(data, overrides)
-    return parse_params(data, source=str(path))
-
-
-def apply_profile(params_path: str | Path, profile_path: str | Path) -> None:
-    """Deep-merge a profile into a params file in place, keeping the file's comments.
-
-    The merged params are validated before anything is written, and the file is replaced
-    atomically, so a bad profile leaves params.yaml as it was.
-    """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedSeq
-
-    params_path, profile = Path(params_path), read_yaml(profile_path)
-    parse_params(merge(read_yaml(params_path), profile), source=f"{params_path} + {profile_path}")
-    rt = YAML()
-    rt.preserve_quotes = True
-    rt.representer.add_representer(
-        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
-    doc = rt.load(params_path.read_text())
-
-    def assign(node, patch: Mapping) -> None:
-        for key, value in patch.items():
-            if isinstance(value, Mapping) and isinstance(node.get(key), Mapping):
-                assign(node[key], value)
-            elif isinstance(value, list):
-                seq = CommentedSeq(value)
-                seq.fa.set_flow_style()  # grids read best on one line, as in params.yaml
-                node[key] = seq
-            else:
-                node[key] = value
-    assign(doc, profile)
-    tmp = params_path.with_name(f".tmp-{params_path.name}")
-    with open(tmp, "w") as fh:
-        rt.dump(doc, fh)
-    tmp.replace(params_path)
+def _resolve_paths(section: Section | None, name: str) -> Section | None:
+    paths = getattr(section, "paths", None)
+    if not isinstance(paths, Paths):
+        return section
+    return section.model_copy(update={"paths": paths.resolved(name)})
 
 
 def _has_defaults(model: type[BaseModel]) -> bool:
     return all(not f.is_required() for f in model.model_fields.values())
-
-
-def _import_experiments() -> None:
-    # Experiment modules register their sections on import; importing here keeps
-    # `load_params` correct no matter which module the caller imported first.
-    import theorydl.experiments  # noqa: F401

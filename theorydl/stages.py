@@ -23,9 +23,15 @@ from theorydl.store.store import Store, write_table_atomic
 from theorydl.sweep.executor import execute_units
 from theorydl.sweep.planner import plan_trials
 
-__all__ = ["data", "train", "search", "run_specs", "status", "analyze", "report"]
+__all__ = ["data", "train", "search", "run_specs", "status", "analyze", "report", "READS"]
 
 log = logging.getLogger("theorydl")
+
+#: The base sections' keys each stage reads, beside its experiment's ``Stage.reads``
+#: (the report reads every experiment's whole section too: it shows them).
+READS: dict[str, tuple[str, ...]] = {
+    "data": (), "search": ("run",), "train": ("run", "wandb"), "analyze": ("wandb",),
+    "report": ("report.path",)}
 
 
 def data(params: Params, name: str) -> None:
@@ -140,15 +146,19 @@ def analyze(params: Params, name: str) -> dict[str, Any]:
     cfg = exp.config(params)
     table = pq.read_table(exp.trials_path(cfg))
     metrics = exp.analyze(table, cfg, params)
-    _mirror(params, exp, cfg, "analyze", metrics)
+    _mirror(params, exp, cfg, "analyze", metrics,
+            trial_ids=sorted(set(table["trial_id"].to_pylist())))
     return metrics
 
 
-def _mirror(params: Params, exp, cfg, stage: str, metrics: dict | None = None) -> None:
+def _mirror(params: Params, exp, cfg, stage: str, metrics: dict | None = None,
+            trial_ids: list[str] | None = None) -> None:
     """Mirror a stage's outputs to W&B when `wandb.enabled` (wandb is imported only then).
 
-    The run id derives from the experiment, the stage and the section's content, so the
-    same params re-run (or `wandb sync`) resume the same run instead of duplicating it.
+    The run's config is the section keys the stage reads (no more: a key it does not read
+    is no param of its DVC stage). The run id derives from the experiment, the stage, that
+    config and the trials analysed, so the same params re-run (or `wandb sync`) resume
+    the same run instead of duplicating it.
     """
     settings = params.wandb
     if not settings.enabled:
@@ -158,8 +168,9 @@ def _mirror(params: Params, exp, cfg, stage: str, metrics: dict | None = None) -
     from theorydl.report.wandb_mirror import WandbSettings, mirror_stage, mirror_trials
     from theorydl.sweep.spec import canonical_json
 
-    config = cfg.model_dump()
-    key = hashlib.sha256(canonical_json([exp.name, stage, config]).encode()).hexdigest()[:16]
+    config = exp.stage_values(cfg, stage)
+    key = hashlib.sha256(canonical_json([exp.name, stage, config, trial_ids or []]
+                                        ).encode()).hexdigest()[:16]
     mirror = WandbSettings(**settings.model_dump())
     figures = {k: v for k, v in exp.outputs(cfg).items()
                if str(v).endswith(".png") and Path(v).exists()} if stage == "analyze" else {}

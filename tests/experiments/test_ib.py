@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from theorydl.config import load_params, merge, read_yaml
+from theorydl.config import merge, read_yaml
+from theorydl.params import load_params
 from theorydl.experiments.ib import IB, IBConfig, log_epochs, train_ib_stack
 from theorydl.store.rows import TrialResult, build_table
 
@@ -140,7 +141,8 @@ def test_data_stage_and_its_check(cfg):
     ({"data": {"train_fraction": 1.5}}, "ib.data.train_fraction"),
 ])
 def test_bad_ib_params(repo_root, patch, key):
-    from theorydl.config import ConfigError, parse_params
+    from theorydl.config import ConfigError
+    from theorydl.params import parse_params
 
     data = merge(read_yaml(repo_root / "params.yaml"), {"ib": patch})
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from theorydl.config import ConfigError, load_params, merge, parse_params, read_yaml
+from theorydl.config import ConfigError, merge, read_yaml
+from theorydl.params import load_params, parse_params
 from theorydl.experiments.samdp import (SAMDPExperiment, checkpoint_from_rows,
                                         recording_from_rows)
 from theorydl.store.rows import build_table

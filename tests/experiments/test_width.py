@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 import torch
 
-from theorydl.config import ConfigError, load_params, read_yaml
+from theorydl.config import ConfigError, read_yaml
+from theorydl.params import load_params
 from theorydl.experiments.base import StageError
 from theorydl.experiments.width import (Width, WidthConfig, search_scores, study_key,
                                         train_width_stack, unbalance_stack)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from theorydl.config import load_params
+from theorydl.params import load_params
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from theorydl.config import parse_params
+from theorydl.params import parse_params
 
 pytestmark = pytest.mark.slow
 

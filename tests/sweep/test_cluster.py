@@ -27,10 +27,9 @@ DRIVER = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 import toy
-from theorydl import config, experiments, stages
+from theorydl import experiments, params, stages
 experiments.register(toy.Toy())
-config.register_section("toy", toy.ToyConfig)
-print(json.dumps(stages.train(config.parse_params(json.loads(sys.argv[1])), "toy")))
+print(json.dumps(stages.train(params.parse_params(json.loads(sys.argv[1])), "toy")))
 """
 
 

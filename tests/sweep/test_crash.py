@@ -25,10 +25,10 @@ DRIVER = textwrap.dedent("""
     import json, logging, sys
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     import toy
-    from theorydl import config, experiments, stages
+    from theorydl import experiments, stages
+    from theorydl.params import parse_params
     experiments.register(toy.Toy())
-    config.register_section("toy", toy.ToyConfig)
-    params = config.parse_params(json.loads(sys.argv[1]))
+    params = parse_params(json.loads(sys.argv[1]))
     print(json.dumps(stages.train(params, "toy")), flush=True)
 """)
 

@@ -1,18 +1,29 @@
-"""Experiments: each module declares a params section and an :class:`Experiment`.
+"""Experiments: one module per experiment, found by looking, registered by being defined.
 
-Public: :class:`Experiment`, :class:`Unit`, :func:`run_each`, :func:`get`, :func:`names`,
-:func:`register`. Importing this package registers the built-in experiments.
+A module of this package that defines a concrete :class:`Experiment` subclass (with a
+``name`` and a params ``section``) is all it takes: :func:`names` and :func:`get` import
+every module of the package on first use and register each such class, so there is no
+list to edit. An experiment defined elsewhere (a test's toy) is added with
+:func:`register`.
+
+Public: :class:`Experiment`, :class:`Stage`, :class:`Plot`, :class:`Unit`,
+:func:`run_each`, :func:`get`, :func:`names`, :func:`register`.
 """
 
-from theorydl.experiments.base import Experiment, Unit, run_each
+import importlib
+import inspect
+import pkgutil
 
-__all__ = ["Experiment", "Unit", "run_each", "get", "names", "register"]
+from theorydl.experiments.base import Experiment, Plot, Stage, Unit, run_each
+
+__all__ = ["Experiment", "Plot", "Stage", "Unit", "run_each", "get", "names", "register"]
 
 _REGISTRY: dict[str, Experiment] = {}
+_discovered = False
 
 
 def register(experiment: Experiment) -> Experiment:
-    """Make an experiment runnable by name (stages, CLI)."""
+    """Make an experiment runnable by name (stages, CLI) and its section a params section."""
     if experiment.name in _REGISTRY and type(_REGISTRY[experiment.name]) is not type(experiment):
         raise ValueError(f"experiment {experiment.name!r} is registered twice")
     _REGISTRY[experiment.name] = experiment
@@ -20,6 +31,7 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def get(name: str) -> Experiment:
+    _discover()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -27,19 +39,24 @@ def get(name: str) -> Experiment:
 
 
 def names() -> list[str]:
+    _discover()
     return sorted(_REGISTRY)
 
 
-def _register_builtins() -> None:
-    from theorydl.experiments.census import Census
-    from theorydl.experiments.ib import IB
-    from theorydl.experiments.samdp import SAMDPExperiment
-    from theorydl.experiments.width import Width
-
-    register(Census())
-    register(IB())
-    register(SAMDPExperiment())
-    register(Width())
-
-
-_register_builtins()
+def _discover() -> None:
+    """Import every module of this package once; register the experiments they define."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True  # set first: a module may look an experiment up while importing
+    try:
+        for info in pkgutil.iter_modules(__path__, f"{__name__}."):
+            module = importlib.import_module(info.name)
+            for obj in vars(module).values():
+                if (isinstance(obj, type) and issubclass(obj, Experiment)
+                        and obj.__module__ == module.__name__ and not inspect.isabstract(obj)
+                        and isinstance(getattr(obj, "name", None), str)):
+                    register(obj())
+    except BaseException:
+        _discovered = False
+        raise

@@ -3,7 +3,9 @@
 An experiment declares its params section (a :class:`theorydl.config.Section`), expands
 it into trial specs, groups trials into units (a unit runs as one Ray task: one trial,
 a shard of work, or a stack of models trained together), runs a unit on a worker, and
-analyses the stored table. Everything else (trial ids, the cache, Ray, the store,
+analyses the stored table. It also says, per pipeline stage, which section keys the stage
+reads and which paths it reads and writes (:class:`Stage`); dvc.yaml is generated from
+that (``theorydl dvc``). Everything else (trial ids, the cache, Ray, the store,
 provenance, progress) is the spine's job.
 """
 
@@ -12,19 +14,22 @@ from __future__ import annotations
 import abc
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from theorydl.config import Params, Section
+from theorydl.config import Params, Paths, Section
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
-__all__ = ["Experiment", "StageError", "Unit", "run_each", "utcnow", "error_text",
-           "worker_device"]
+__all__ = ["Experiment", "Plot", "Stage", "StageError", "STAGE_KINDS", "Unit", "run_each",
+           "utcnow", "error_text", "worker_device"]
+
+STAGE_KINDS = ("data", "search", "train", "analyze")
+"""The stages an experiment may have, in the order they run (`pipelines/<kind>.py`)."""
 
 
 class StageError(RuntimeError):
@@ -52,8 +57,44 @@ class Unit:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Stage:
+    """What one stage of an experiment reads and writes; its dvc.yaml entry comes from this.
+
+    A test runs every stage with its section recording each key read and fails when the
+    reads differ from ``reads``, or when a path key read is neither needed nor written.
+    """
+
+    reads: tuple[str, ...] = ()
+    """Section keys the stage reads (dotted; a sub-section's name means all of it), paths
+    left out: they are the stage's deps and outs, not its params."""
+    needs: tuple[str, ...] = ()
+    """``paths`` keys of other stages' outputs it reads (its file deps)."""
+    writes: tuple[str, ...] = ()
+    """``paths`` keys it writes (its outs)."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A `dvc plots` definition over plot data the analysis writes."""
+
+    data: str
+    """The ``paths`` key of the CSV."""
+    x: str
+    y: tuple[str, ...]
+    template: str = "linear"
+    title: str = ""
+    x_label: str = ""
+    y_label: str = ""
+    about: str = ""
+    """A line said above the definition in dvc.yaml."""
+
+
 class Experiment(abc.ABC):
-    """Subclass, set ``name``, ``version`` and ``section``, and implement the abstract methods.
+    """Subclass in a module of :mod:`theorydl.experiments`, set ``name``, ``version``,
+    ``section`` and ``stages``, and implement the abstract methods. Defining the class
+    registers it: its section becomes the params section ``name``, its stages the DVC
+    stages ``<name>_<kind>``.
 
     ``version`` is part of every trial id: bump it whenever a change to the code changes
     what a trial measures, so stale cached results are not reused.
@@ -62,6 +103,48 @@ class Experiment(abc.ABC):
     name: ClassVar[str]
     version: ClassVar[int]
     section: ClassVar[type[Section]]
+    stages: ClassVar[Mapping[str, Stage]] = {}
+    """Per stage kind (data, search, train, analyze), what it reads and writes. train and
+    analyze always exist; train writes ``paths.trials``, analyze reads it and writes every
+    path that no other stage writes."""
+    plots: ClassVar[Mapping[str, Plot]] = {}
+    """`dvc plots` definitions, by id."""
+
+    def pipeline(self) -> dict[str, Stage]:
+        """The declared stages, completed as :attr:`stages` says, in the order they run."""
+        unknown = set(self.stages) - set(STAGE_KINDS)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown stage kind(s) {sorted(unknown)}; "
+                             f"known: {', '.join(STAGE_KINDS)}")
+        out = {k: self.stages.get(k, Stage()) for k in STAGE_KINDS
+               if k in self.stages or k in ("train", "analyze")}
+        keys = list(self.paths_model().model_fields) if self.paths_model() else []
+        if "trials" in keys:
+            train, analyze = out["train"], out["analyze"]
+            out["train"] = replace(train, writes=tuple(dict.fromkeys(("trials", *train.writes))))
+            out["analyze"] = replace(analyze, needs=tuple(dict.fromkeys(("trials",
+                                                                         *analyze.needs))))
+        written = {k for s in out.values() for k in s.writes}
+        out["analyze"] = replace(out["analyze"], writes=(
+            *out["analyze"].writes, *(k for k in keys if k not in written)))
+        return out
+
+    @classmethod
+    def paths_model(cls) -> type[Paths] | None:
+        """The section's ``paths`` model, if it has one."""
+        field_ = cls.section.model_fields.get("paths")
+        kind = field_.annotation if field_ is not None else None
+        return kind if isinstance(kind, type) and issubclass(kind, Paths) else None
+
+    def stage_values(self, cfg: Section, kind: str) -> dict[str, Any]:
+        """The values of the keys stage ``kind`` reads (what the W&B mirror records)."""
+        out = {}
+        for key in self.pipeline()[kind].reads:
+            value: Any = cfg
+            for part in key.split("."):
+                value = getattr(value, part)
+            out[key] = value.model_dump() if isinstance(value, Section) else value
+        return out
 
     def config(self, params: Params) -> Section:
         return params.section(self.name)
@@ -91,9 +174,16 @@ class Experiment(abc.ABC):
         """Write metrics, plot data and figures from the train stage's table; return metrics."""
 
     def outputs(self, cfg: Section) -> Mapping[str, str]:
-        """Named output paths (from params) that the report may embed."""
+        """Named output paths that the report may embed; a folder that exists stands for
+        the figures (PNG) in it, each named by its file name."""
         paths = getattr(cfg, "paths", None)
-        return {} if paths is None else paths.model_dump()
+        named: dict[str, str] = {}
+        for key, value in ({} if paths is None else paths.model_dump()).items():
+            if Path(value).is_dir():
+                named.update({png.stem: str(png) for png in sorted(Path(value).glob("*.png"))})
+            else:
+                named[key] = value
+        return named
 
     def trials_path(self, cfg: Section) -> Path:
         """Where the train stage writes its table (a params key of the section)."""

@@ -23,26 +23,22 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 from pydantic import Field, field_validator
 
-from theorydl.config import Params, Section, register_section
-from theorydl.experiments.base import Experiment, StageError, Unit, run_each
+from theorydl.config import Params, Paths, Section, data_file, figure_file, plot_file, result_file
+from theorydl.experiments.base import Experiment, Plot, Stage, StageError, Unit, run_each
 from theorydl.store.store import write_table_atomic, write_text_atomic
 from theorydl.sweep.spec import TrialSpec
 
 __all__ = ["Census", "CensusConfig", "census_table"]
 
 
-class CensusPaths(Section):
-    domains: str = "data/census/domains.parquet"
+class CensusPaths(Paths):
+    domains: str = data_file("domains.parquet")
     """Data stage output: the input patterns of {0,1}^N, in the truth-table bit order."""
-    trials: str = "results/census/trials.parquet"
-    """Train stage output: one row per shard trial, selected from the trial cache."""
-    table: str = "results/census/census.csv"
+    table: str = result_file("{name}.csv")
     """One row per (architecture, N): n_functions, n_realizable, and the published count."""
-    metrics: str = "metrics/census.json"
-    """Summary for `dvc metrics show`: counts per architecture and N."""
-    plot: str = "plots/census.csv"
+    plot: str = plot_file()
     """Plot data for `dvc plots show`: log2 counts against N."""
-    figure: str = "figures/census.png"
+    figure: str = figure_file()
     """The census figure: log2 of the count against N beside 2^N."""
 
 
@@ -54,7 +50,7 @@ class CensusConfig(Section):
     functions_per_unit: int = Field(default=16384, ge=1, le=2**32)
     """Truth tables per trial (shard); each shard is one Ray task."""
     paths: CensusPaths = CensusPaths()
-    """Where the stages write (dvc.yaml reads the same keys)."""
+    """Where the stages write: each path defaults from the name (theorydl.config.Paths)."""
 
     @field_validator("n_inputs")
     @classmethod
@@ -83,13 +79,21 @@ class CensusConfig(Section):
         return values
 
 
-register_section("census", CensusConfig)
-
-
 class Census(Experiment):
     name = "census"
     version = 1
     section = CensusConfig
+    stages = {
+        "data": Stage(reads=("n_inputs",), writes=("domains",)),
+        "train": Stage(reads=("n_inputs", "architectures", "functions_per_unit"),
+                       needs=("domains",)),
+    }
+    plots = {"census": Plot(
+        "plot", x="n_inputs", y=("log2_threshold", "log2_all_functions"),
+        title="Boolean functions an N-input machine expresses", x_label="N (inputs)",
+        y_label="log2(count)",
+        about="log2 of the number of realizable functions against N, beside 2^N "
+              "(all functions).")}
 
     def trials(self, cfg: CensusConfig) -> list[TrialSpec]:
         from theorydl.expressivity import n_functions

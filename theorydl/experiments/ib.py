@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from theorydl.config import Params, Section, register_section
-from theorydl.experiments.base import (Experiment, StageError, Unit, error_text, utcnow,
-                                       worker_device)
+from theorydl.config import Params, Paths, Section, data_file, figure_file, plot_file
+from theorydl.experiments.base import (Experiment, Plot, Stage, StageError, Unit, error_text,
+                                       utcnow, worker_device)
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
@@ -67,24 +67,20 @@ class IBEstimatorConfig(Section):
         return value
 
 
-class IBPaths(Section):
-    data: str = "data/ib/dataset.parquet"
+class IBPaths(Paths):
+    data: str = data_file("dataset.parquet")
     """Data stage output: the 4096 patterns, labels and split."""
-    trials: str = "results/ib/trials.parquet"
-    """Train stage output: long-form rows (trial x epoch x layer x estimator)."""
-    metrics: str = "metrics/ib.json"
-    """Summary metrics for `dvc metrics show`."""
-    depth_plot: str = "plots/ib_depth.csv"
+    depth_plot: str = plot_file("depth")
     """Plot data: depth against epochs to reach label information."""
-    plane_plot: str = "plots/ib_plane.csv"
+    plane_plot: str = plot_file("plane")
     """Plot data: seed-averaged information-plane trajectories."""
-    figure_plane: str = "figures/ib_plane.png"
+    figure_plane: str = figure_file("plane")
     """Information plane per activation and estimator, layers coloured by epoch."""
-    figure_epochs: str = "figures/ib_epochs.png"
+    figure_epochs: str = figure_file("epochs")
     """I(X;T) and I(T;Y) against epoch per layer."""
-    figure_snr: str = "figures/ib_snr.png"
+    figure_snr: str = figure_file("snr")
     """Gradient mean, std and SNR against epoch, with the detected transition."""
-    figure_depth: str = "figures/ib_depth.png"
+    figure_depth: str = figure_file("depth")
     """Number of hidden layers against epochs to reach label information."""
 
 
@@ -124,7 +120,7 @@ class IBConfig(Section):
     stack_memory_mb: int = Field(default=2048, ge=16)
     """Memory budget of one stack: the number of models per stack adapts to it."""
     paths: IBPaths = IBPaths()
-    """Where the stages write (dvc.yaml reads the same keys)."""
+    """Where the stages write: each path defaults from the name (theorydl.config.Paths)."""
 
     @field_validator("hidden")
     @classmethod
@@ -143,9 +139,6 @@ class IBConfig(Section):
             raise ValueError(f"n_log_epochs ({self.n_log_epochs}) cannot exceed epochs + 1 "
                              f"({self.epochs + 1})")
         return self
-
-
-register_section("ib", IBConfig)
 
 
 def log_epochs(epochs: int, count: int) -> list[int]:
@@ -183,6 +176,26 @@ class IB(Experiment):
     name = "ib"
     version = 2  # 2: log-spaced sampling of estimate epochs fixed
     section = IBConfig
+    stages = {
+        "data": Stage(reads=("data",), writes=("data",)),
+        "train": Stage(reads=("data", "hidden", "activations", "optimizer", "lr", "momentum",
+                              "batch_size", "epochs", "n_log_epochs", "n_seeds", "estimators",
+                              "device", "gpus_per_stack", "stack_memory_mb"),
+                       needs=("data",)),
+        "analyze": Stage(reads=("hidden", "label_info_fraction", "label_info_estimator")),
+    }
+    plots = {
+        "ib_plane": Plot("plane_plot", x="i_xt", y=("i_ty",), template="scatter",
+                         title="Information plane (binning, mean over seeds)",
+                         x_label="I(X;T) [bits]", y_label="I(T;Y) [bits]",
+                         about="The information plane of the paper's network (binning), "
+                               "tanh and ReLU."),
+        "ib_depth": Plot("depth_plot", x="depth", y=("epochs_to_label_info",),
+                         title="Epochs to label information against depth",
+                         x_label="hidden layers", y_label="epochs",
+                         about="Depth against the epochs the last hidden layer needs to carry "
+                               "the label information."),
+    }
 
     # ------------------------------------------------------------------ trials, units
     def trials(self, cfg: IBConfig) -> list[TrialSpec]:

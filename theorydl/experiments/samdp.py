@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from theorydl.config import Params, Section, register_section
-from theorydl.experiments.base import Experiment, Unit, run_each, utcnow, worker_device
+from theorydl.config import Params, Paths, Section, figure_dir, plot_file
+from theorydl.experiments.base import (Experiment, Plot, Stage, Unit, run_each, utcnow,
+                                       worker_device)
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
@@ -98,14 +98,10 @@ class AnalysisParams(Section):
         return sorted(value)
 
 
-class SAMDPPaths(Section):
-    trials: str = "results/samdp/trials.parquet"
-    """Train stage output: checkpoint, training-episode and recorded-step rows."""
-    metrics: str = "metrics/samdp.json"
-    """Returns, chosen K and the SAMDP criteria, per game and seed."""
-    criteria: str = "plots/samdp_criteria.csv"
+class SAMDPPaths(Paths):
+    criteria: str = plot_file("criteria")
     """Plot data: criteria against K (spatio-temporal and plain K-means)."""
-    figures: str = "figures/samdp"
+    figures: str = figure_dir()
     """Folder of figures: per game and seed, the t-SNE map, SAMDP graph, criteria, frames."""
 
 
@@ -129,7 +125,7 @@ class SAMDPConfig(Section):
     gpus_per_trial: float = Field(default=0.25, ge=0.0, le=8.0)
     """GPU share each trial asks Ray for (asked only where the cluster has GPUs)."""
     paths: SAMDPPaths = SAMDPPaths()
-    """Where the stages write (dvc.yaml reads the same keys)."""
+    """Where the stages write: each path defaults from the name (theorydl.config.Paths)."""
 
     @field_validator("games")
     @classmethod
@@ -140,9 +136,6 @@ class SAMDPConfig(Section):
         if len(set(value)) != len(value):
             raise ValueError(f"repeated games in {value}")
         return value
-
-
-register_section("samdp", SAMDPConfig)
 
 
 def _dqn_config(spec: TrialSpec):
@@ -160,6 +153,15 @@ class SAMDPExperiment(Experiment):
     name = "samdp"
     version = 1
     section = SAMDPConfig
+    stages = {
+        "train": Stage(reads=("games", "n_seeds", "backend", "sticky_action_prob", "dqn",
+                              "record", "device", "gpus_per_trial")),
+        "analyze": Stage(reads=("analysis",)),
+    }
+    plots = {"samdp_vmse": Plot(
+        "criteria", x="k", y=("vmse_spatiotemporal", "vmse_plain"),
+        title="SAMDP value error against K", x_label="K (clusters)", y_label="VMSE",
+        about="SAMDP criteria against K: spatio-temporal against plain K-means.")}
 
     def trials(self, cfg: SAMDPConfig) -> list[TrialSpec]:
         return [
@@ -216,13 +218,6 @@ class SAMDPExperiment(Experiment):
         from theorydl.experiments.samdp_analysis import analyze_samdp
 
         return analyze_samdp(table, cfg)
-
-    def outputs(self, cfg: SAMDPConfig):
-        figures = Path(cfg.paths.figures)
-        named = {"metrics": cfg.paths.metrics}
-        for png in sorted(figures.glob("*.png")) if figures.exists() else []:
-            named[png.stem] = str(png)
-        return named
 
 
 def recording_from_rows(rows: pa.Table) -> dict[str, np.ndarray]:

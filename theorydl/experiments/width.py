@@ -41,9 +41,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from theorydl.config import Params, Section, register_section
-from theorydl.experiments.base import (Experiment, StageError, Unit, error_text, utcnow,
-                                       worker_device)
+from theorydl.config import (Params, Paths, Section, data_file, figure_file, plot_file,
+                             result_file)
+from theorydl.experiments.base import (Experiment, Plot, Stage, StageError, Unit, error_text,
+                                       utcnow, worker_device)
 from theorydl.store.rows import TrialResult
 from theorydl.store.store import write_text_atomic
 from theorydl.sweep.spec import TrialSpec, canonical_json
@@ -112,28 +113,24 @@ class WidthSearchConfig(Section):
     Open it with `optuna-dashboard <storage>`."""
 
 
-class WidthPaths(Section):
-    data: str = "data/width/dataset.npz"
+class WidthPaths(Paths):
+    data: str = data_file("dataset.npz")
     """Data stage output: the prepared train/test arrays."""
-    best_lr: str = "results/width/best_lr.json"
+    best_lr: str = result_file("best_lr.json")
     """Search stage output: the best learning rate per study; the sweep reads it."""
-    search_trials: str = "results/width/search_trials.parquet"
+    search_trials: str = result_file("search_trials.parquet")
     """Search stage output: the rows of every searched point."""
-    trials: str = "results/width/trials.parquet"
-    """Train stage output: curve, final and per-layer rows of every trial."""
-    metrics: str = "metrics/width.json"
-    """Summary metrics for `dvc metrics show`."""
-    curve_plot: str = "plots/width_curve.csv"
+    curve_plot: str = plot_file("curve")
     """Plot data: train and test error against width, per optimizer (balanced init)."""
-    figure_error: str = "figures/width_error.png"
+    figure_error: str = figure_file("error")
     """Train and test error against width (log axis)."""
-    figure_epochs: str = "figures/width_epochs.png"
+    figure_epochs: str = figure_file("epochs")
     """Train and test error against epoch, one curve per width."""
-    figure_norms: str = "figures/width_norms.png"
+    figure_norms: str = figure_file("norms")
     """Norms and margin against width."""
-    figure_optimizers: str = "figures/width_optimizers.png"
+    figure_optimizers: str = figure_file("optimizers")
     """SGD, Path-SGD and Adam under balanced and unbalanced initialisation."""
-    figure_search: str = "figures/width_search.png"
+    figure_search: str = figure_file("search")
     """Searched learning rates against validation error, per width."""
 
 
@@ -187,7 +184,7 @@ class WidthConfig(Section):
     stack_memory_mb: int = Field(default=2048, ge=16)
     """Memory budget of one stack: the number of models per stack adapts to it."""
     paths: WidthPaths = WidthPaths()
-    """Where the stages write (dvc.yaml reads the same keys)."""
+    """Where the stages write: each path defaults from the name (theorydl.config.Paths)."""
 
     @field_validator("widths", "depths")
     @classmethod
@@ -220,9 +217,6 @@ class WidthConfig(Section):
             raise ValueError(f"n_log_epochs ({self.n_log_epochs}) cannot exceed max_epochs + 1 "
                              f"({self.max_epochs + 1})")
         return self
-
-
-register_section("width", WidthConfig)
 
 
 # ------------------------------------------------------------------------ helpers
@@ -318,10 +312,35 @@ def trial_arrays(data, config: dict[str, Any]) -> tuple[np.ndarray, ...]:
 # ------------------------------------------------------------------------ experiment
 
 
+# What a width network's training reads, in the search and in the final sweep alike.
+_TRAINING_KEYS = ("data.dataset", "data.train_subset", "data.seed", "widths", "depths",
+                  "activation", "optimizers", "unbalance", "momentum", "batch_size",
+                  "max_epochs", "stop_error", "stop_loss", "check_every", "weight_decay",
+                  "dropout", "label_noise", "n_log_epochs", "device", "gpus_per_stack",
+                  "stack_memory_mb")
+
+
 class Width(Experiment):
     name = "width"
     version = 1
     section = WidthConfig
+    stages = {
+        "data": Stage(reads=("data",), writes=("data",)),
+        "search": Stage(reads=(*_TRAINING_KEYS, "search.n_trials", "search.batch",
+                               "search.lr_range", "search.validation_fraction",
+                               "search.max_epochs", "search.startup", "search.seed",
+                               "search.storage"),
+                        needs=("data",), writes=("best_lr", "search_trials")),
+        "train": Stage(reads=(*_TRAINING_KEYS, "inits", "n_seeds", "lr", "search.enabled"),
+                       needs=("data", "best_lr")),
+        "analyze": Stage(needs=("search_trials",)),
+    }
+    plots = {"width_curve": Plot(
+        "curve_plot", x="width",
+        y=tuple(f"{split}_error_{o}" for split in ("test", "train") for o in OPTIMIZERS),
+        title="Error against hidden units H", x_label="H (hidden units)", y_label="error",
+        about="Train and test error against width, per optimizer (the first init of the "
+              "sweep).")}
 
     _SWEPT = ("split", "optimizer", "init", "depth", "width", "label_noise", "lr")
 

@@ -20,7 +20,7 @@ from theorydl.config import Params
 from theorydl.provenance import git_state
 from theorydl.store.store import write_text_atomic
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "embeds"]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;
@@ -53,6 +53,13 @@ def _metrics_table(path: Path) -> str:
     return f"<table><tr><th>metric</th><th>value</th></tr>{body}</table>"
 
 
+def embeds(key: str, path: str | Path) -> bool:
+    """Whether the report embeds output ``key``: a figure (PNG, or a folder of them, which
+    :meth:`Experiment.outputs` lists), metrics (any JSON) or the results table (``table``)."""
+    suffix = Path(path).suffix
+    return suffix in (".png", ".json", "") or (suffix == ".csv" and key == "table")
+
+
 def build_report(params: Params) -> Path:
     """Write ``params.report.path``; experiments without outputs yet are listed as such."""
     sha, dirty = git_state()
@@ -69,7 +76,7 @@ def build_report(params: Params) -> Path:
         outputs = {k: Path(v) for k, v in exp.outputs(cfg).items()}
         shown = False
         for key, path in outputs.items():
-            if not path.exists():
+            if not (path.is_file() and embeds(key, path)):
                 continue
             if path.suffix == ".png":
                 data = base64.b64encode(path.read_bytes()).decode()
@@ -79,7 +86,7 @@ def build_report(params: Params) -> Path:
             elif path.suffix == ".json":
                 parts.append(f"<h3>metrics</h3>{_metrics_table(path)}")
                 shown = True
-            elif path.suffix == ".csv" and key == "table":
+            elif path.suffix == ".csv":
                 parts.append(f"<h3>results</h3>{_csv_table(path)}")
                 shown = True
         if not shown:
