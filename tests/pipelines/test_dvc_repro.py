@@ -148,3 +148,34 @@ def test_malformed_params_stop_dvc_before_compute(workspace):
         assert "census.functions_per_unit" in proc.stdout + proc.stderr
     finally:
         (work / "params.yaml").write_text(params)
+
+
+def _changed(work, env) -> set[str]:
+    return set(json.loads(_sh(["dvc", "status", "--json"], work, env)))
+
+
+def test_caches_rerun_nothing_and_a_key_reruns_only_its_readers(workspace):
+    work, env = workspace
+    _sh(["dvc", "repro"], work, env)  # no-op when the first test ran; else the whole run
+    # What `make test` leaves next to the code (.dvcignore keeps it out of every dep).
+    for folder in ("theorydl", "theorydl/nn", "pipelines"):
+        (work / folder / "__pycache__").mkdir(exist_ok=True)
+        (work / folder / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0cache")
+    (work / "theorydl" / ".pytest_cache").mkdir(exist_ok=True)
+    assert _changed(work, env) == set()
+
+    params, dvc_yaml = (work / "params.yaml").read_text(), (work / "dvc.yaml").read_text()
+    try:
+        # A figure moved: dvc.yaml regenerated names it; only its writer and the report.
+        (work / "params.yaml").write_text(params.replace(
+            "\nib:\n", "\nib:\n  paths:\n    figure_plane: figures/moved/ib_plane.png\n", 1))
+        _sh([sys.executable, "-m", "theorydl.dvcgen"], work, env)
+        assert _changed(work, env) == {"ib_analyze", "report"}
+        # An analysis-only key: the analysis and the report, never the training.
+        (work / "params.yaml").write_text(params.replace("label_info_fraction: 0.95",
+                                                         "label_info_fraction: 0.9"))
+        _sh([sys.executable, "-m", "theorydl.dvcgen"], work, env)
+        assert _changed(work, env) == {"ib_analyze", "report"}
+    finally:
+        (work / "params.yaml").write_text(params)
+        (work / "dvc.yaml").write_text(dvc_yaml)

@@ -144,7 +144,7 @@ def test_each_stage_reads_exactly_its_declared_keys(reads, name):
         assert own - paths == declared, (
             f"{name}_{kind} reads {sorted(own - paths - declared)} undeclared and does not "
             f"read {sorted(declared - own)}: fix {type(exp).__name__}.stages[{kind!r}], then "
-            f"run `theorydl dvc`")
+            f"run `python -m theorydl.dvcgen`")
         allowed = {f"{name}.paths.{k}" for k in (*stage.needs, *stage.writes)}
         assert paths <= allowed, f"{name}_{kind} reads undeclared paths {paths - allowed}"
         written = {f"{name}.paths.{k}" for k in stage.writes}
