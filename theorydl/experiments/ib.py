@@ -26,12 +26,15 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from theorydl.config import Params, Paths, Section, data_file, figure_file, plot_file
-from theorydl.experiments.base import (Experiment, Plot, Stage, StageError, Unit, error_text,
-                                       utcnow, worker_device)
-from theorydl.store.rows import TrialResult
+from theorydl.experiments.base import Plot, Stage, StageError, worker_device
+from theorydl.experiments.stacked import (StackedExperiment, StackResources, finite_or_none,
+                                          log_spaced)
 from theorydl.sweep.spec import TrialSpec
 
 __all__ = ["IB", "IBConfig", "log_epochs"]
+
+#: The estimate epochs: ``count`` log-spaced epochs in [0, epochs] (``log_spaced``).
+log_epochs = log_spaced
 
 ESTIMATORS = ("bin", "bin_adaptive", "kde_upper", "kde_lower")
 
@@ -84,7 +87,9 @@ class IBPaths(Paths):
     """Number of hidden layers against epochs to reach label information."""
 
 
-class IBConfig(Section):
+class IBConfig(StackResources):
+    """The ``ib`` section (with ``device``, ``gpus_per_stack``, ``stack_memory_mb``)."""
+
     data: IBDataConfig = IBDataConfig()
     """The 12-bit task."""
     hidden: list[list[int]] = Field(min_length=1)
@@ -113,12 +118,6 @@ class IBConfig(Section):
     """The depth claim's target: the last hidden layer's I(T;Y) >= this fraction of H(Y)."""
     label_info_estimator: Literal["bin", "bin_adaptive", "kde_upper", "kde_lower"] = "bin"
     """The estimator whose I(T;Y) the depth claim is measured with."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Where stacks train: auto = CUDA when the worker has a GPU."""
-    gpus_per_stack: float = Field(default=0.25, ge=0.0, le=8.0)
-    """GPU share a stack asks Ray for (asked only where the cluster has GPUs)."""
-    stack_memory_mb: int = Field(default=2048, ge=16)
-    """Memory budget of one stack: the number of models per stack adapts to it."""
     paths: IBPaths = IBPaths()
     """Where the stages write: each path defaults from the name (theorydl.config.Paths)."""
 
@@ -141,24 +140,6 @@ class IBConfig(Section):
         return self
 
 
-def log_epochs(epochs: int, count: int) -> list[int]:
-    """``count`` distinct epochs in [0, epochs], as evenly spaced in log(1 + e) as integers allow.
-
-    Targets are ``expm1(linspace(0, log1p(epochs), count))``; where rounding would repeat
-    an epoch (early, where targets are closer than 1 apart) the next free epoch is taken.
-    Always includes 0 (the initialisation) and ``epochs`` (the end).
-    """
-    if not 2 <= count <= epochs + 1:
-        raise ValueError(f"need 2 <= count <= epochs + 1, got count={count}, epochs={epochs}")
-    targets = np.expm1(np.linspace(0.0, math.log1p(epochs), count))
-    chosen: list[int] = []
-    for i, t in enumerate(targets):
-        left = count - 1 - i  # epochs still to place after this one
-        e = max(int(round(t)), chosen[-1] + 1 if chosen else 0)
-        chosen.append(min(e, epochs - left))
-    return chosen
-
-
 def _kde_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
     """A fixed, stratified subset of the inputs (all of them when size >= N)."""
     if size >= len(y):
@@ -172,7 +153,7 @@ def _kde_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
-class IB(Experiment):
+class IB(StackedExperiment):
     name = "ib"
     version = 2  # 2: log-spaced sampling of estimate epochs fixed
     section = IBConfig
@@ -216,22 +197,22 @@ class IB(Experiment):
                                            swept=("activation", "hidden", "depth")))
         return specs
 
-    def units(self, trials, cfg: IBConfig) -> list[Unit]:
-        from theorydl.nn import max_stack_size
+    # Every trial of one (activation, widths) trains in one stack (only seeds differ).
+    def model_bytes(self, trial: TrialSpec, cfg: IBConfig) -> int:
+        from theorydl.nn import mlp_bytes
 
-        groups: dict[tuple, list[TrialSpec]] = {}
-        for t in trials:
-            groups.setdefault((t.config["activation"], tuple(t.config["hidden"])), []).append(t)
-        units = []
-        for (activation, widths), members in groups.items():
-            size = max_stack_size([12, *widths, 2], 4096, cfg.batch_size,
-                                  cfg.stack_memory_mb * 2**20)
-            for i in range(0, len(members), size):
-                chunk = tuple(members[i:i + size])
-                units.append(Unit(chunk, num_cpus=1, num_gpus=cfg.gpus_per_stack,
-                                  label=f"{activation}-{'-'.join(map(str, widths))}-{i}"))
-        # Deepest stacks first: they are the slowest.
-        return sorted(units, key=lambda u: -len(u.trials[0].config["hidden"]))
+        return mlp_bytes(_sizes(trial), 4096, cfg.batch_size)[0]
+
+    def shared_bytes(self, trial: TrialSpec, cfg: IBConfig) -> int:
+        from theorydl.nn import mlp_bytes
+
+        return mlp_bytes(_sizes(trial), 4096, cfg.batch_size)[1]
+
+    def stack_cost(self, trial: TrialSpec, cfg: IBConfig) -> float:
+        return len(trial.config["hidden"])  # the deepest stacks are the slowest
+
+    def stack_label(self, trial: TrialSpec) -> str:
+        return f"{trial.config['activation']}-{'-'.join(map(str, trial.config['hidden']))}"
 
     # ------------------------------------------------------------------ data
     def data(self, params: Params, cfg: IBConfig) -> None:
@@ -258,16 +239,8 @@ class IB(Experiment):
                              f"re-run `dvc repro ib_data`")
 
     # ------------------------------------------------------------------ training
-    def run_unit(self, unit: Unit, cfg: IBConfig) -> list[TrialResult]:
-        start = utcnow()
-        try:
-            measured, device = train_ib_stack(unit.trials, cfg)
-        except Exception as exc:  # noqa: BLE001 - a broken stack fails its trials only
-            return [TrialResult(t.id, "failed", start, utcnow(), error=error_text(exc))
-                    for t in unit.trials]
-        end = utcnow()
-        return [TrialResult(t.id, status, start, end, rows=rows, device=device)
-                for t, (status, rows) in zip(unit.trials, measured)]
+    def run_stack(self, trials, cfg: IBConfig, device):
+        return train_ib_stack(trials, cfg, device)[0]
 
     # ------------------------------------------------------------------ analysis
     def analyze(self, table: pa.Table, cfg: IBConfig, params: Params) -> dict[str, Any]:
@@ -276,7 +249,11 @@ class IB(Experiment):
         return analyze_ib(table, cfg)
 
 
-def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]], str]:
+def _sizes(trial: TrialSpec) -> list[int]:
+    return [12, *trial.config["hidden"], 2]
+
+
+def train_ib_stack(trials, cfg: IBConfig, device=None) -> tuple[list[tuple[str, list[dict]]], str]:
     """Train one stack (trials that share activation and widths); rows per trial.
 
     Returns ``([(status, rows) per trial], device)``. A model whose loss becomes
@@ -289,7 +266,7 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
     from theorydl.nn import SGD, Adam, init_stack, train_stack
 
     first = trials[0].config
-    device = worker_device(cfg.device)
+    device = worker_device(cfg.device) if device is None else device
     d = cfg.data
     ds = make_ib_dataset(d.train_fraction, d.split_seed, d.label_degree)
     # Copies: the dataset's arrays are read-only, which torch tensors cannot share.
@@ -304,7 +281,7 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
                        device=device)
     opt = (Adam(cfg.lr) if cfg.optimizer == "adam"
            else SGD(cfg.lr, momentum=cfg.momentum))
-    epochs = log_epochs(cfg.epochs, cfg.n_log_epochs)
+    epochs = log_spaced(cfg.epochs, cfg.n_log_epochs)
     n_layers = len(sizes) - 1
     m = len(trials)
     # est[k, estimator, layer, model, (i_xt, i_ty)], filled on device by the callback.
@@ -371,17 +348,13 @@ def train_ib_stack(trials, cfg: IBConfig) -> tuple[list[tuple[str, list[dict]]],
                 base = {
                     "epoch": e, "layer": l + 1, "train_loss": train_loss,
                     "test_acc": float(acc_np[k, i]), "h_y": ds.h_y_bits,
-                    "grad_mean": _num(mean), "grad_std": _num(std),
-                    "snr": _num(mean / std) if std > 0 else None,
+                    "grad_mean": finite_or_none(mean), "grad_std": finite_or_none(std),
+                    "snr": finite_or_none(mean / std) if std > 0 else None,
                 }
                 for j, name in enumerate(ESTIMATORS):
                     rows.append({**base, "estimator": name,
-                                 "i_xt": _num(est_np[k, j, l, i, 0]),
-                                 "i_ty": _num(est_np[k, j, l, i, 1])})
+                                 "i_xt": finite_or_none(est_np[k, j, l, i, 0]),
+                                 "i_ty": finite_or_none(est_np[k, j, l, i, 1])})
         out.append((status, rows))
     return out, str(device)
 
-
-def _num(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None

@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from theorydl.config import Section
@@ -32,7 +33,7 @@ from theorydl.experiments.base import Experiment, Unit, error_text, utcnow, work
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec, canonical_json
 
-__all__ = ["StackResources", "StackedExperiment", "finite_or_none"]
+__all__ = ["StackResources", "StackedExperiment", "finite_or_none", "log_spaced"]
 
 
 class StackResources(Section):
@@ -51,6 +52,24 @@ def finite_or_none(x: Any) -> float | None:
     """A measurement for a row: the float, or None (a missing value) when not finite."""
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def log_spaced(epochs: int, count: int) -> list[int]:
+    """``count`` distinct epochs in [0, epochs], as evenly spaced in log(1 + e) as integers allow.
+
+    Targets are ``expm1(linspace(0, log1p(epochs), count))``; where rounding would repeat
+    an epoch (early, where targets are closer than 1 apart) the next free epoch is taken.
+    Always includes 0 (the initialisation) and ``epochs`` (the end).
+    """
+    if not 2 <= count <= epochs + 1:
+        raise ValueError(f"need 2 <= count <= epochs + 1, got count={count}, epochs={epochs}")
+    targets = np.expm1(np.linspace(0.0, math.log1p(epochs), count))
+    chosen: list[int] = []
+    for i, t in enumerate(targets):
+        left = count - 1 - i  # epochs still to place after this one
+        e = max(int(round(t)), chosen[-1] + 1 if chosen else 0)
+        chosen.append(min(e, epochs - left))
+    return chosen
 
 
 #: What ``run_stack`` returns: one (status, rows) per trial, status "ok" or "diverged".
@@ -73,7 +92,7 @@ class StackedExperiment(Experiment):
         """Bytes a stack pays once, whatever its size (its data); 0 by default."""
         return 0
 
-    def stack_cost(self, trial: TrialSpec) -> float:
+    def stack_cost(self, trial: TrialSpec, cfg: StackResources) -> float:
         """A number that orders stacks by their expected run time (largest first)."""
         return 0.0
 
@@ -102,7 +121,7 @@ class StackedExperiment(Experiment):
             first = members[0]
             free = budget - self.shared_bytes(first, cfg)
             size = max(1, int(free // max(1, self.model_bytes(first, cfg))))
-            cost, label = self.stack_cost(first), self.stack_label(first)
+            cost, label = self.stack_cost(first, cfg), self.stack_label(first)
             for i in range(0, len(members), size):
                 units.append(Unit(tuple(members[i:i + size]), num_cpus=1,
                                   num_gpus=cfg.gpus_per_stack, label=f"{label}-{i}",

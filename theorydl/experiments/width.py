@@ -43,9 +43,9 @@ from pydantic import Field, field_validator, model_validator
 
 from theorydl.config import (Params, Paths, Section, data_file, figure_file, plot_file,
                              result_file)
-from theorydl.experiments.base import (Experiment, Plot, Stage, StageError, Unit, error_text,
-                                       utcnow, worker_device)
-from theorydl.store.rows import TrialResult
+from theorydl.experiments.base import Plot, Stage, StageError, worker_device
+from theorydl.experiments.stacked import (StackedExperiment, StackResources, finite_or_none,
+                                          log_spaced)
 from theorydl.store.store import write_text_atomic
 from theorydl.sweep.spec import TrialSpec, canonical_json
 
@@ -134,7 +134,9 @@ class WidthPaths(Paths):
     """Searched learning rates against validation error, per width."""
 
 
-class WidthConfig(Section):
+class WidthConfig(StackResources):
+    """The ``width`` section (with ``device``, ``gpus_per_stack``, ``stack_memory_mb``)."""
+
     data: WidthDataConfig = WidthDataConfig()
     """The dataset and what is done to it."""
     widths: list[int] = Field(min_length=1)
@@ -177,12 +179,6 @@ class WidthConfig(Section):
     """Epochs (log-spaced in [0, max_epochs]) at which train and test error are recorded."""
     search: WidthSearchConfig = WidthSearchConfig()
     """The learning-rate search."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Where stacks train: auto = CUDA when the worker has a GPU."""
-    gpus_per_stack: float = Field(default=0.25, ge=0.0, le=8.0)
-    """GPU share a stack asks Ray for (asked only where the cluster has GPUs)."""
-    stack_memory_mb: int = Field(default=2048, ge=16)
-    """Memory budget of one stack: the number of models per stack adapts to it."""
     paths: WidthPaths = WidthPaths()
     """Where the stages write: each path defaults from the name (theorydl.config.Paths)."""
 
@@ -320,7 +316,7 @@ _TRAINING_KEYS = ("data.dataset", "data.train_subset", "data.seed", "widths", "d
                   "stack_memory_mb")
 
 
-class Width(Experiment):
+class Width(StackedExperiment):
     name = "width"
     version = 1
     section = WidthConfig
@@ -400,30 +396,36 @@ class Width(Experiment):
                                                  lr=lr, seed=s) for s in range(cfg.n_seeds)]
         return specs
 
-    def units(self, trials: Sequence[TrialSpec], cfg: WidthConfig) -> list[Unit]:
-        """One stack per (everything but seed, lr and init), split to fit the memory budget;
-        the largest networks first."""
-        from theorydl.nn import max_stack_size
+    # One stack per (everything but seed, lr and init), the largest networks first.
+    per_model_keys = ("lr", "init")
 
+    def _sizes(self, trial: TrialSpec, cfg: WidthConfig) -> tuple[list[int], Any]:
         data = load_width_data(cfg)
-        d_in, n_classes, n = data.x_train.shape[1], data.n_classes, data.x_train.shape[0]
-        budget = cfg.stack_memory_mb * 2**20 - 4 * data.x_train.size - 4 * data.x_test.size
-        groups: dict[str, list[TrialSpec]] = {}
-        for t in trials:
-            key = canonical_json({k: v for k, v in t.config.items() if k not in ("lr", "init")})
-            groups.setdefault(key, []).append(t)
-        units = []
-        for members in groups.values():
-            c = members[0].config
-            sizes = [d_in, *[c["width"]] * c["depth"], n_classes]
-            size = max_stack_size(sizes, min(n, 8192), c["batch_size"], max(budget, 1))
-            cost = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
-            for i in range(0, len(members), size):
-                label = f"{c['split']}-{c['optimizer']}-d{c['depth']}-w{c['width']}-{i}"
-                units.append(Unit(tuple(members[i:i + size]), num_cpus=1,
-                                  num_gpus=cfg.gpus_per_stack, label=label,
-                                  extra={"cost": cost}))
-        return sorted(units, key=lambda u: -u.extra["cost"])
+        c = trial.config
+        return [data.x_train.shape[1], *[c["width"]] * c["depth"], data.n_classes], data
+
+    def model_bytes(self, trial: TrialSpec, cfg: WidthConfig) -> int:
+        from theorydl.nn import mlp_bytes
+
+        sizes, data = self._sizes(trial, cfg)
+        n = min(data.x_train.shape[0], 8192)
+        return mlp_bytes(sizes, n, trial.config["batch_size"])[0]
+
+    def shared_bytes(self, trial: TrialSpec, cfg: WidthConfig) -> int:
+        from theorydl.nn import mlp_bytes
+
+        sizes, data = self._sizes(trial, cfg)
+        n = min(data.x_train.shape[0], 8192)
+        return (4 * data.x_train.size + 4 * data.x_test.size
+                + mlp_bytes(sizes, n, trial.config["batch_size"])[1])
+
+    def stack_cost(self, trial: TrialSpec, cfg: WidthConfig) -> float:
+        sizes, _ = self._sizes(trial, cfg)
+        return sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+
+    def stack_label(self, trial: TrialSpec) -> str:
+        c = trial.config
+        return f"{c['split']}-{c['optimizer']}-d{c['depth']}-w{c['width']}"
 
     # ------------------------------------------------------------------ data
     def data(self, params: Params, cfg: WidthConfig) -> None:
@@ -455,16 +457,8 @@ class Width(Experiment):
                              f"`dvc repro width_data`")
 
     # ------------------------------------------------------------------ training
-    def run_unit(self, unit: Unit, cfg: WidthConfig) -> list[TrialResult]:
-        start = utcnow()
-        try:
-            measured, device = train_width_stack(unit.trials, cfg)
-        except Exception as exc:  # noqa: BLE001 - a broken stack fails its trials only
-            return [TrialResult(t.id, "failed", start, utcnow(), error=error_text(exc))
-                    for t in unit.trials]
-        end = utcnow()
-        return [TrialResult(t.id, status, start, end, rows=rows, device=device)
-                for t, (status, rows) in zip(unit.trials, measured)]
+    def run_stack(self, trials, cfg: WidthConfig, device):
+        return train_width_stack(trials, cfg, device)[0]
 
     # ------------------------------------------------------------------ search
     def search(self, params: Params, cfg: WidthConfig,
@@ -559,18 +553,17 @@ def search_scores(table: pa.Table) -> dict[str, float | None]:
     return scores
 
 
-def train_width_stack(trials: Sequence[TrialSpec], cfg: WidthConfig
+def train_width_stack(trials: Sequence[TrialSpec], cfg: WidthConfig, device=None
                       ) -> tuple[list[tuple[str, list[dict]]], str]:
     """Train one stack (trials that differ only in seed, lr and init); rows per trial."""
     import torch
 
-    from theorydl.experiments.ib import log_epochs
     from theorydl.nn import init_stack
     from theorydl.nn.fit import fit_stack
     from theorydl.nn.norms import frobenius_norms, l2_path_norm, margin, spectral_norms
 
     c = trials[0].config
-    device = worker_device(cfg.device)
+    device = worker_device(cfg.device) if device is None else device
     data = load_width_data(cfg)
     x_fit, y_fit, x_eval, y_eval = trial_arrays(data, c)
     X = torch.as_tensor(x_fit, device=device)
@@ -583,7 +576,7 @@ def train_width_stack(trials: Sequence[TrialSpec], cfg: WidthConfig
     unbalance_stack(stack, seeds, [t.config["init"] == "unbalanced" for t in trials],
                     c["unbalance"])
     opt = make_optimizer(c["optimizer"], [t.config["lr"] for t in trials], c["momentum"])
-    epochs = log_epochs(c["max_epochs"], c["n_log_epochs"])
+    epochs = log_spaced(c["max_epochs"], c["n_log_epochs"])
     res, fitted = fit_stack(
         stack, X, y, opt, c["max_epochs"], batch_size=c["batch_size"], X_test=Xe, y_test=ye,
         record_epochs=epochs, stop_error=c["stop_error"], stop_loss=c["stop_loss"],
@@ -611,24 +604,20 @@ def train_width_stack(trials: Sequence[TrialSpec], cfg: WidthConfig
             if e > stop:
                 break
             rows.append({"kind": "epoch", "epoch": e, "eval_set": eval_set,
-                         **{m: _num(res.curves[m][k, i]) for m in res.curves}})
+                         **{m: finite_or_none(res.curves[m][k, i]) for m in res.curves}})
         final = {"kind": "final", "epoch": stop, "eval_set": eval_set,
-                 **{m: _num(res.final[m][i]) for m in res.final},
+                 **{m: finite_or_none(res.final[m][i]) for m in res.final},
                  "fit_epoch": int(res.fit_epoch[i]) if res.fit_epoch[i] >= 0 else None,
                  "stop_reason": str(res.status[i]),
-                 "path_norm": _num(path[i]), "margin": _num(marg[i]),
-                 "frobenius_product": _num(np.prod(frob[i])),
-                 "spectral_product": _num(np.prod(spec[i])),
-                 "frobenius_sum_sq": _num(np.sum(frob[i] ** 2))}
+                 "path_norm": finite_or_none(path[i]), "margin": finite_or_none(marg[i]),
+                 "frobenius_product": finite_or_none(np.prod(frob[i])),
+                 "spectral_product": finite_or_none(np.prod(spec[i])),
+                 "frobenius_sum_sq": finite_or_none(np.sum(frob[i] ** 2))}
         rows.append(final)
         for l in range(frob.shape[1]):
             rows.append({"kind": "layer", "epoch": stop, "layer": l + 1,
-                         "frobenius": _num(frob[i, l]), "spectral": _num(spec[i, l])})
+                         "frobenius": finite_or_none(frob[i, l]), "spectral": finite_or_none(spec[i, l])})
         status = "diverged" if res.status[i] == "diverged" else "ok"
         out.append((status, rows))
     return out, str(device)
 
-
-def _num(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None

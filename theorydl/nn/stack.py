@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from theorydl.nn.engine import (DATA_SEED_OFFSET, Arrays, Hook, Period, _GradMoments,
-                                data_generator, epoch_permutation, train)
+# Re-exported here, where they lived before the engine: the data order, the gradient
+# moments and the optimisers are the engine's (theorydl.nn.engine, theorydl.nn.optim).
+from theorydl.nn.engine import (DATA_SEED_OFFSET, Arrays, Hook, Period,  # noqa: F401
+                                _GradMoments, data_generator, epoch_permutation, train)
 from theorydl.nn.losses import Loss, get_loss
-from theorydl.nn.optim import SGD, Adam, OptimizerState, _lr_views
+from theorydl.nn.optim import SGD, Adam, OptimizerState, _lr_views  # noqa: F401
 
 __all__ = [
     "ACTIVATIONS",
