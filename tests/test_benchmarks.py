@@ -1,0 +1,29 @@
+"""Smoke tests of the benchmark scripts: they run end to end on tiny settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stacks_compares_every_way_on_both_families(capsys):
+    load_script("stacks").main(["--quick", "--models", "3", "--epochs", "1", "--cnn-epochs", "1"])
+    out = capsys.readouterr().out
+    assert out.count("torch.func recipe") >= 2 and "small CNNs" in out and "IB networks" in out
+    # Every way trained the same models: weights agree with the lone runs' to rounding.
+    for line in out.splitlines():
+        if line.startswith("max |weight difference|"):
+            values = [float(part.split()[-1]) for part in line.split(": ", 1)[1].split(", ")]
+            assert max(values) < 1e-5, line
+    assert out.strip().splitlines()[-1].startswith("speedup: ")
