@@ -33,23 +33,24 @@ The ways:
       and theorydl imported) once, before timing; Ray always runs on CPU. ``--no-ray``
       skips it.
 
-Every in-process way is warmed up (one untimed epoch) before it is timed. Stacked and the recipe,
-the two ways compared closely, are timed ``--repeats`` times (3) in turn and the best
-time counts; the others once.
+Every in-process way is warmed up (one untimed epoch) before it is timed. Stacked and
+the recipe, the two ways compared closely, are timed ``--repeats`` times (3) in turn and
+the best time counts; the others once.
 
-Threads: stacked and the recipe use ``--threads`` torch threads, default 1: the fastest
-for the stacked path on a 2-core machine (50 IB networks, 15 epochs: 0.38-0.41 s with 1
-thread, 0.93-1.01 s with 2, measured with other work on the cores; a Ray task also gets
-1). One at a time uses ``--lone-threads`` (default 1): a lone model's kernels are below
-torch's parallel grain size, so extra threads only add synchronisation. Each Ray task
-uses 1 thread because the tasks themselves occupy all cores. ``OMP_WAIT_POLICY``
+Threads: stacked and the recipe use ``--threads`` torch threads, default 1, the fastest
+for the stacked path on a 2-core machine as far as measured: 50 IB networks, 15 epochs,
+0.38-0.47 s with 1 thread against 0.66-1.01 s with 2; the CNNs, 2 epochs, 1.39-1.53 s
+against 0.91-1.74 s (no clear winner; all with other work on the cores). A Ray task also
+gets 1. One at a time uses ``--lone-threads`` (default 1): a lone model's kernels are
+below torch's parallel grain size, so extra threads only add synchronisation. Each Ray
+task uses 1 thread because the tasks themselves occupy all cores. ``OMP_WAIT_POLICY``
 defaults to PASSIVE (see below).
 
 Prints, per family, each way's seconds and model-epochs/s, the speed ratios of stacked
 over the others and the weight differences; the last line printed is ``speedup:
-<stacked over one at a time, first family>x``. A default run takes about 1.5 minutes
-on 2 quiet cores; ``--quick`` is a smoke run (10 models, 2 epochs per family, 1 repeat,
-no Ray, about 15 s). From the repository root:
+<stacked over one at a time, first family>x``. A default run took 71 s on 2 shared
+cores; ``--quick`` is a smoke run (defaults 10 models, 2 epochs per family, 1 repeat,
+no Ray; about 10 s). From the repository root:
 
     python benchmarks/stacks.py [--families ib cnn] [--threads 1] [--optimizer sgd] [--no-ray]
 """
