@@ -35,7 +35,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/stacks.py
 import torch  # noqa: E402
 
 import theorydl.nn  # noqa: E402
-from theorydl.config import load_params  # noqa: E402
+from theorydl.params import load_params  # noqa: E402
 from theorydl.experiments.ib import IB, train_ib_stack  # noqa: E402
 
 _train_stack = theorydl.nn.train_stack

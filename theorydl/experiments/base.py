@@ -26,7 +26,7 @@ from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
 __all__ = ["Experiment", "Plot", "Stage", "StageError", "STAGE_KINDS", "Unit", "run_each",
-           "utcnow", "error_text", "worker_device"]
+           "utcnow", "error_text"]
 
 STAGE_KINDS = ("data", "search", "train", "analyze")
 """The stages an experiment may have, in the order they run (`pipelines/<kind>.py`)."""
@@ -210,20 +210,3 @@ def run_each(unit: Unit, fn: Callable[[TrialSpec], TrialResult | list[dict[str, 
             results.append(TrialResult(spec.id, "ok", start, utcnow(), rows=list(out)))
     return results
 
-
-def worker_device(name: str):
-    """The torch device a unit runs on: "cpu", "cuda", or "auto" = CUDA only when Ray
-    gave this task a GPU (outside Ray: when one is visible)."""
-    import torch
-
-    from theorydl.nn import resolve_device
-
-    if name != "auto":
-        return resolve_device(name)
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    import ray
-
-    if ray.is_initialized() and not ray.get_gpu_ids():
-        return torch.device("cpu")
-    return torch.device("cuda")

@@ -26,9 +26,9 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from theorydl.config import Params, Paths, Section, data_file, figure_file, plot_file
-from theorydl.experiments.base import Plot, Stage, StageError, worker_device
+from theorydl.experiments.base import Plot, Stage, StageError
 from theorydl.experiments.stacked import (StackedExperiment, StackResources, finite_or_none,
-                                          log_spaced)
+                                          log_spaced, worker_device)
 from theorydl.sweep.spec import TrialSpec
 
 __all__ = ["IB", "IBConfig", "log_epochs"]

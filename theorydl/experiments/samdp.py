@@ -26,8 +26,8 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from theorydl.config import Params, Paths, Section, figure_dir, plot_file
-from theorydl.experiments.base import (Experiment, Plot, Stage, Unit, run_each, utcnow,
-                                       worker_device)
+from theorydl.experiments.base import Experiment, Plot, Stage, Unit, run_each, utcnow
+from theorydl.experiments.stacked import worker_device
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 

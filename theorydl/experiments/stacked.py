@@ -29,11 +29,12 @@ import numpy as np
 from pydantic import Field
 
 from theorydl.config import Section
-from theorydl.experiments.base import Experiment, Unit, error_text, utcnow, worker_device
+from theorydl.experiments.base import Experiment, Unit, error_text, utcnow
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec, canonical_json
 
-__all__ = ["StackResources", "StackedExperiment", "finite_or_none", "log_spaced"]
+__all__ = ["StackResources", "StackedExperiment", "finite_or_none", "log_spaced",
+           "worker_device"]
 
 
 class StackResources(Section):
@@ -70,6 +71,24 @@ def log_spaced(epochs: int, count: int) -> list[int]:
         e = max(int(round(t)), chosen[-1] + 1 if chosen else 0)
         chosen.append(min(e, epochs - left))
     return chosen
+
+
+def worker_device(name: str):
+    """The torch device a unit runs on: "cpu", "cuda", or "auto" = CUDA only when Ray
+    gave this task a GPU (outside Ray: when one is visible)."""
+    import torch
+
+    from theorydl.nn import resolve_device
+
+    if name != "auto":
+        return resolve_device(name)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    import ray
+
+    if ray.is_initialized() and not ray.get_gpu_ids():
+        return torch.device("cpu")
+    return torch.device("cuda")
 
 
 #: What ``run_stack`` returns: one (status, rows) per trial, status "ok" or "diverged".
