@@ -378,6 +378,9 @@ def test_gradient_statistics_reach_hooks_for_a_module_family():
 
         def __call__(self, period):
             seen[period.t] = (period.grad_mean_norm, period.grad_std_norm)
+            if period.t:
+                torch.testing.assert_close(period.grad_snr,
+                                           period.grad_mean_norm / period.grad_std_norm)
 
     stack = init_modules(build, (0, 1), dtype=F64)
     train(stack, Arrays(X, y), SGD(0.1), 2, batch_size=BATCH, hooks=[Probe()])

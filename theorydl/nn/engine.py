@@ -232,6 +232,14 @@ class Period:
     grad_std_norm: Tensor | None = None
     stops: dict[int, str] = field(default_factory=dict)
 
+    @property
+    def grad_snr(self) -> Tensor | None:
+        """(S, k) gradient signal-to-noise ratios: ``grad_mean_norm / grad_std_norm``
+        (inf where the spread is zero, as in full-batch training)."""
+        if self.grad_mean_norm is None:
+            return None
+        return self.grad_mean_norm / self.grad_std_norm
+
     def stop(self, positions: Iterable[int], reason: str) -> None:
         """Take the active models at ``positions`` (indices into ``models``) out of the
         run after this period, with a reason that ``Trained.reason`` reports."""
