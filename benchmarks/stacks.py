@@ -37,22 +37,23 @@ Every in-process way is warmed up (one untimed epoch) before it is timed. Stacke
 the recipe, the two ways compared closely, are timed ``--repeats`` times (3) in turn and
 the best time counts; the others once.
 
-Threads: stacked and the recipe use ``--threads`` torch threads, default 1, the fastest
-for the stacked path on a 2-core machine as far as measured: 50 IB networks, 15 epochs,
-0.38-0.47 s with 1 thread against 0.66-1.01 s with 2; the CNNs, 2 epochs, 1.39-1.53 s
-against 0.91-1.74 s (no clear winner; all with other work on the cores). A Ray task also
-gets 1. One at a time uses ``--lone-threads`` (default 1): a lone model's kernels are
-below torch's parallel grain size, so extra threads only add synchronisation. Each Ray
-task uses 1 thread because the tasks themselves occupy all cores. ``OMP_WAIT_POLICY``
-defaults to PASSIVE (see below).
+Threads: stacked and the recipe use ``--threads`` torch threads, by default the fastest
+for the family's stacked path on a 2-core machine as measured with other work on the
+cores (best times count: a busy second core only slows 2 threads down): 1 for ib (50
+networks, 15 epochs: 0.38-0.47 s with 1 thread, 0.66-1.01 s with 2: its kernels are too
+small to share), 2 for cnn (50 CNNs, 2 epochs: best 0.91 s with 2 threads, 1.37 s with
+1). Each family's header says the counts used. One at a time uses ``--lone-threads``
+(default 1): a lone model's kernels are below torch's parallel grain size, so extra
+threads only add synchronisation. Each Ray task uses 1 thread because the tasks
+themselves occupy all cores. ``OMP_WAIT_POLICY`` defaults to PASSIVE (see below).
 
 Prints, per family, each way's seconds and model-epochs/s, the speed ratios of stacked
 over the others and the weight differences; the last line printed is ``speedup:
-<stacked over one at a time, first family>x``. A default run took 71 s on 2 shared
+<stacked over one at a time, first family>x``. A default run took 60-71 s on 2 shared
 cores; ``--quick`` is a smoke run (defaults 10 models, 2 epochs per family, 1 repeat,
 no Ray; about 10 s). From the repository root:
 
-    python benchmarks/stacks.py [--families ib cnn] [--threads 1] [--optimizer sgd] [--no-ray]
+    python benchmarks/stacks.py [--families ib cnn] [--threads N] [--optimizer sgd] [--no-ray]
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ class Bench:
     stacked: Callable[[Sequence[int], torch.device], object]
     #: Each model's parameters from a trained stacked family, named as ``lone``'s.
     states: Callable[[object], list[State]]
+    #: Torch threads for stacked and the recipe unless ``--threads`` says otherwise: the
+    #: fastest for the stacked path on a 2-core machine (see the module docstring).
+    threads: int
 
 
 def ib_data(kind: str = "ib", seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -177,7 +181,7 @@ def ib_bench(data: str, epochs: int, device: torch.device) -> Bench:
         f"({data} data)",
         X.to(device), y.to(device), 256, epochs, {"sgd": 0.01, "adam": 4e-4}, ib_lone,
         lambda seeds, dev: init_stack(IB_SIZES, seeds, activation="tanh", device=dev),
-        ib_states,
+        ib_states, threads=1,
     )
 
 
@@ -211,6 +215,7 @@ def cnn_bench(epochs: int, device: torch.device) -> Bench:
         lambda seed: seeded(DigitsCNN, seed),
         lambda seeds, dev: init_modules(DigitsCNN, seeds, device=dev),
         lambda fam: [{k: v.cpu() for k, v in fam.member(i).items()} for i in range(fam.n_models)],
+        threads=2,
     )
 
 
@@ -341,15 +346,17 @@ def max_difference(a: list[State], b: list[State]) -> float:
 def measure(bench: Bench, args, ray: RayPool | None) -> float:
     """Train ``bench`` every way and print the rows; returns stacked over one at a time."""
     m, epochs, device = args.models, bench.epochs, bench.X.device
+    threads = args.threads or bench.threads
     print(f"\n== {bench.name}: {m} {bench.title}, {args.optimizer} lr {bench.lr[args.optimizer]}, "
-          f"{epochs} epochs (stacked and recipe: best of {args.repeats})")
+          f"{epochs} epochs\n   torch threads: stacked and recipe {threads}, one at a time "
+          f"{args.lone_threads}; stacked and recipe: best of {args.repeats} runs")
     times: dict[str, float] = {}
     states: dict[str, list[State]] = {}
     # Warm-up: first kernels and lazy initialisation (oneDNN primitives for each shape)
     # are not timed. Stacked and the recipe, the two ways compared closely, then run
     # --repeats times in turn, and the best time counts (others' work on the cores only
     # ever slows a run down).
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     batched = {STACKED: run_stacked, "torch.func recipe": run_recipe}
     for fn in batched.values():
         fn(bench, m, args.optimizer, 1)
@@ -385,8 +392,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # original code's choice; the paper's SGD is --optimizer sgd).
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     parser.add_argument("--data", default="ib", choices=["random", "ib"], help="ib family's data")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for stacked and the recipe")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for stacked and the recipe (default: per family, "
+                             "the fastest on 2 cores: 1 for ib, 2 for cnn)")
     parser.add_argument("--lone-threads", type=int, default=1,
                         help="torch threads for one at a time")
     parser.add_argument("--repeats", type=int, default=3,
@@ -404,8 +412,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     build = {"ib": lambda: ib_bench(args.data, args.epochs, device),
              "cnn": lambda: cnn_bench(args.cnn_epochs, device)}
     benches = [build[name]() for name in args.families]
-    print(f"device {device}; torch threads: stacked and recipe {args.threads}, one at a time "
-          f"{args.lone_threads}, Ray 1 per task; {os.cpu_count()} cores; torch {torch.__version__}")
+    print(f"device {device}; {os.cpu_count()} cores; Ray tasks 1 torch thread each; "
+          f"torch {torch.__version__}")
     ray = None if args.no_ray else RayPool()
     try:
         speedups = [measure(bench, args, ray) for bench in benches]
