@@ -177,8 +177,7 @@ def ib_bench(data: str, epochs: int, device: torch.device) -> Bench:
     X, y = ib_data(data)
     return Bench(
         "ib",
-        f"IB networks {'-'.join(map(str, IB_SIZES))} tanh, batch 256, {IB_SAMPLES} samples "
-        f"({data} data)",
+        f"IB networks {'-'.join(map(str, IB_SIZES))} tanh, {IB_SAMPLES} samples ({data} data)",
         X.to(device), y.to(device), 256, epochs, {"sgd": 0.01, "adam": 4e-4}, ib_lone,
         lambda seeds, dev: init_stack(IB_SIZES, seeds, activation="tanh", device=dev),
         ib_states, threads=1,
@@ -207,10 +206,11 @@ def cnn_bench(epochs: int, device: torch.device) -> Bench:
     digits = load_digits(seed=0)
     X = torch.from_numpy(digits.x_train).view(-1, *digits.image_shape)
     y = torch.from_numpy(digits.y_train)
+    with torch.device("meta"):  # counted without values (and without the global RNG)
+        size = sum(p.numel() for p in DigitsCNN().parameters())
     return Bench(
         "cnn",
-        f"small CNNs (conv-pool-conv-pool-linear, 1,898 parameters), batch 64, "
-        f"{X.shape[0]} 8x8 digits",
+        f"small CNNs (conv-pool-conv-pool-linear, {size:,} parameters), {X.shape[0]} 8x8 digits",
         X.to(device), y.to(device), 64, epochs, {"sgd": 0.05, "adam": 1e-3},
         lambda seed: seeded(DigitsCNN, seed),
         lambda seeds, dev: init_modules(DigitsCNN, seeds, device=dev),
@@ -347,9 +347,10 @@ def measure(bench: Bench, args, ray: RayPool | None) -> float:
     """Train ``bench`` every way and print the rows; returns stacked over one at a time."""
     m, epochs, device = args.models, bench.epochs, bench.X.device
     threads = args.threads or bench.threads
-    print(f"\n== {bench.name}: {m} {bench.title}, {args.optimizer} lr {bench.lr[args.optimizer]}, "
-          f"{epochs} epochs\n   torch threads: stacked and recipe {threads}, one at a time "
-          f"{args.lone_threads}; stacked and recipe: best of {args.repeats} runs")
+    print(f"\n== {bench.name}: {m} {bench.title}, batch {bench.batch}, {args.optimizer} lr "
+          f"{bench.lr[args.optimizer]}, {epochs} epochs")
+    print(f"   torch threads: stacked and recipe {threads}, one at a time {args.lone_threads}; "
+          f"stacked and recipe: best of {args.repeats} runs")
     times: dict[str, float] = {}
     states: dict[str, list[State]] = {}
     # Warm-up: first kernels and lazy initialisation (oneDNN primitives for each shape)
