@@ -38,14 +38,14 @@ the recipe, the two ways compared closely, are timed ``--repeats`` times (3) in 
 the best time counts; the others once.
 
 Threads: stacked and the recipe use ``--threads`` torch threads, by default the fastest
-for the family's stacked path on a 2-core machine as measured with other work on the
-cores (best times count: a busy second core only slows 2 threads down): 1 for ib (50
-networks, 15 epochs: 0.38-0.47 s with 1 thread, 0.66-1.01 s with 2: its kernels are too
-small to share), 2 for cnn (50 CNNs, 2 epochs: best 0.91 s with 2 threads, 1.37 s with
-1). Each family's header says the counts used. One at a time uses ``--lone-threads``
-(default 1): a lone model's kernels are below torch's parallel grain size, so extra
-threads only add synchronisation. Each Ray task uses 1 thread because the tasks
-themselves occupy all cores. ``OMP_WAIT_POLICY`` defaults to PASSIVE (see below).
+for the family's stacked path on a 2-core machine, measured with a little other work on
+the cores: 1 for ib (50 networks, 15 epochs: 0.37-0.47 s with 1 thread, 0.66-1.01 s with
+2: its kernels are too small to share), 2 for cnn (50 CNNs, 5 epochs: 2.22-2.62 s with 2
+threads, 3.44-3.71 s with 1). Each family's header says the counts used. One at a time
+uses ``--lone-threads`` (default 1): a lone model's kernels are below torch's parallel
+grain size, so extra threads only add synchronisation. Each Ray task uses 1 thread
+because the tasks themselves occupy all cores. ``OMP_WAIT_POLICY`` defaults to PASSIVE
+(see below).
 
 Prints, per family, each way's seconds and model-epochs/s, the speed ratios of stacked
 over the others and the weight differences; the last line printed is ``speedup:
