@@ -7,7 +7,9 @@ the states of a Semi-Aggregated MDP whose transitions ("skills") explain the pol
 Pure functions of numpy arrays in trajectory order; every random choice takes an
 explicit seed.  Inputs per recording of T steps: activations (T, D), value
 v_t = max_a Q (T,), reward (T,), episode_end (T,) bool (True at an episode's last step),
-gamma.
+optionally truncated (T,) bool (the episode_end steps that were time limits, not game
+ends), gamma.  The abstract chain has a terminal state (value 0) into which the last
+run of every terminated episode makes a skill.
 
 Embedding (``theorydl.samdp.embedding``):
     embed(activations, *, pca_dims=50, tsne_dims=2, perplexity=30.0, seed=0,
@@ -27,15 +29,18 @@ Clustering (``theorydl.samdp.clustering``):
 
 SAMDP (``theorydl.samdp.model``):
     build_samdp(labels, value, reward, episode_end, gamma, *, n_clusters=None,
-                min_skill_length=1, prune=0.0) -> SAMDP
-    SAMDP(n_clusters, transition, counts, skill_reward, skill_length, cluster_values,
-          samdp_values, masses, labels, gamma, prune, min_skill_length); .K .P .discount
+                min_skill_length=1, prune=0.0, truncated=None) -> SAMDP
+    SAMDP(n_clusters, transition, counts, skill_reward, skill_length, skill_discount,
+          cluster_values, entry_values, samdp_values, masses, labels, gamma, prune,
+          min_skill_length); .K .P .discount .terminal   ((K, K + 1) matrices, column K
+          the terminal state)
+    TERMINAL = -1   (SkillInstances.target of a skill into the terminal state)
     segment_runs(labels, episode_end) -> Runs
     merge_short_runs(labels, episode_end, min_skill_length) -> (T,) int
-    skill_instances(labels, reward, episode_end, gamma, *, min_skill_length=1)
-        -> SkillInstances
-    transition_matrix(counts, prune=0.0) -> (K, K)
-    samdp_values(transition, skill_reward, skill_length, gamma) -> (K,)
+    skill_instances(labels, reward, episode_end, gamma, *, min_skill_length=1,
+                    truncated=None) -> SkillInstances
+    transition_matrix(counts, prune=0.0) -> (K, K + 1)
+    samdp_values(transition, skill_reward, skill_length, gamma, *, discount=None) -> (K,)
     cluster_means(x, labels, n_clusters=None) -> (K,) or (K, F)
 
 Criteria (``theorydl.samdp.criteria``):
@@ -44,9 +49,10 @@ Criteria (``theorydl.samdp.criteria``):
     intensity_factor(labels, episode_end) -> float
     transition_entropy(transition, weights=None) -> float   (bits)
     greedy_skills(samdp) -> (K,) int
-    greedy_consistency(samdp, reward, episode_end, *, fraction=0.25)
+    greedy_consistency(samdp, reward, episode_end, *, fraction=0.25, truncated=None)
         -> GreedyConsistency(top, bottom, difference, n_top_episodes, n_bottom_episodes)
-    evaluate_samdp(samdp, features, reward, episode_end, *, fraction=0.25) -> dict
+    evaluate_samdp(samdp, features, reward, episode_end, *, fraction=0.25,
+                   truncated=None) -> dict
 
 Figures (``theorydl.samdp.plots``; imported lazily, needs matplotlib):
     plot_embedding(embedding, value, labels, path, *, title=None)
@@ -79,6 +85,7 @@ from theorydl.samdp.criteria import (
 from theorydl.samdp.embedding import effective_perplexity, embed
 from theorydl.samdp.model import (
     SAMDP,
+    TERMINAL,
     Runs,
     SkillInstances,
     build_samdp,
@@ -92,6 +99,7 @@ from theorydl.samdp.model import (
 
 __all__ = [
     "SAMDP",
+    "TERMINAL",
     "GreedyConsistency",
     "KMeansResult",
     "KSelection",

@@ -3,6 +3,10 @@
 * ``vmse(v_dqn, v_samdp) = ||v_dqn - v_samdp||^2 / ||v_dqn||^2`` over the clusters where
   both are finite (empty clusters have a NaN DQN value and are skipped); 0 when equal.
   If ``||v_dqn|| = 0`` it is 0 when ``v_samdp`` is 0 too and ``inf`` otherwise.
+  ``evaluate_samdp``'s ``vmse`` compares the SAMDP values with ``SAMDP.entry_values``
+  (the DQN value at the first step of each run, each run once: what the SAMDP value
+  estimates); ``vmse_all_steps`` with ``SAMDP.cluster_values`` (the mean over every step
+  of the cluster, which weights long runs more and mixes in mid-run steps).
 * ``inertia(features, labels)``: within-cluster sum of squared Euclidean distances to
   the cluster means (or to given centres), in squared feature units.
 * ``intensity_factor(labels, episode_end)``: the paper's ratio of in-cluster to
@@ -13,15 +17,17 @@
 * ``transition_entropy(P)``: mean over the non-absorbing rows of P (rows with any
   probability) of the row entropy ``-sum_j P_ij log2 P_ij`` in bits; 0 when every row is
   absorbing.  With ``weights`` (e.g. cluster masses) it is the weighted mean over those
-  rows.  Bounds: ``0 <= H <= log2(K - 1)`` for a no-self-loop P.
+  rows.  The terminal column of a ``(K, K + 1)`` P counts as a target like any other.
+  Bounds: ``0 <= H <= log2(n - 1)`` for a no-self-loop P with n columns.
 * ``greedy_consistency(samdp, reward, episode_end)``: the *greedy skill* from cluster i is
   ``argmax_j (R_ij + Gamma_ij V_j)`` over the skills still in P (``P_ij > 0``; lowest j
-  on ties).  Episodes are ranked by their undiscounted return; the top and bottom
+  on ties), the terminal state (``j = K``, ``V_K = 0``) among them.  Episodes are ranked by their undiscounted return; the top and bottom
   ``fraction`` of them (``max(1, round(fraction * n))`` each, ties broken by episode
   order) are compared by the pooled fraction of their skill instances that took the
-  greedy skill.  Instances leaving a cluster with no skill left in P are not counted.
-  The trailing truncated episode (no final ``episode_end``) is left out of the ranking
-  unless it is the only episode.
+  greedy skill (skills into the terminal state included).  Instances leaving a cluster
+  with no skill left in P are not counted.  Truncated episodes (the trailing one with no
+  final ``episode_end``, and those ``truncated`` marks) are left out of the ranking, their
+  returns being cut short, unless no episode is complete.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theorydl.samdp.clustering import episode_ids
-from theorydl.samdp.model import SAMDP, skill_instances
+from theorydl.samdp.model import SAMDP, TERMINAL, skill_instances
 
 __all__ = [
     "GreedyConsistency",
@@ -117,10 +123,11 @@ def intensity_factor(labels: np.ndarray, episode_end: np.ndarray) -> float:
 
 
 def transition_entropy(transition: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Mean row entropy (bits) of a transition matrix over its non-absorbing rows."""
+    """Mean row entropy (bits) of a ``(K, K + 1)`` or ``(K, K)`` transition matrix over its
+    non-absorbing rows."""
     p = np.asarray(transition, dtype=np.float64)
-    if p.ndim != 2 or p.shape[0] != p.shape[1]:
-        raise ValueError(f"transition must be (K, K), got shape {p.shape}")
+    if p.ndim != 2 or p.shape[1] not in (p.shape[0], p.shape[0] + 1):
+        raise ValueError(f"transition must be (K, K + 1) or (K, K), got shape {p.shape}")
     if np.any(p < 0):
         raise ValueError("transition has negative entries")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -137,9 +144,11 @@ def transition_entropy(transition: np.ndarray, weights: np.ndarray | None = None
 
 
 def greedy_skills(samdp: SAMDP) -> np.ndarray:
-    """``(K,)`` greedy target ``argmax_{j: P_ij > 0} R_ij + Gamma_ij V_j``; -1 if absorbing."""
+    """``(K,)`` greedy target ``argmax_{j: P_ij > 0} R_ij + Gamma_ij V_j``, ``K`` for the
+    terminal state (``V_K = 0``); -1 if absorbing."""
     p = samdp.transition
-    score = samdp.skill_reward + samdp.discount * samdp.samdp_values[None, :]
+    v = np.append(samdp.samdp_values, 0.0)  # the terminal state's value
+    score = samdp.skill_reward + samdp.discount * v[None, :]
     score = np.where(p > 0, score, -np.inf)
     out = score.argmax(axis=1).astype(np.int64)
     out[~np.isfinite(score.max(axis=1))] = -1
@@ -147,11 +156,12 @@ def greedy_skills(samdp: SAMDP) -> np.ndarray:
 
 
 def greedy_consistency(samdp: SAMDP, reward: np.ndarray, episode_end: np.ndarray,
-                       *, fraction: float = 0.25) -> GreedyConsistency:
+                       *, fraction: float = 0.25,
+                       truncated: np.ndarray | None = None) -> GreedyConsistency:
     """Do high-return episodes follow the one-step-greedy SAMDP skill more often?
 
-    ``reward`` and ``episode_end`` are the ``(T,)`` arrays the SAMDP was built from
-    (its ``labels`` are reused).  See the module docstring for the exact rule.
+    ``reward``, ``episode_end`` and ``truncated`` are the ``(T,)`` arrays the SAMDP was
+    built from (its ``labels`` are reused).  See the module docstring for the exact rule.
     """
     if not 0.0 < fraction <= 0.5:
         raise ValueError(f"fraction must be in (0, 0.5], got {fraction}")
@@ -162,18 +172,22 @@ def greedy_consistency(samdp: SAMDP, reward: np.ndarray, episode_end: np.ndarray
     ep = episode_ids(ends)
     n_ep = int(ep[-1]) + 1 if ep.size else 0
     returns = np.bincount(ep, weights=rew, minlength=n_ep)
-    complete = np.arange(n_ep)
-    if n_ep > 1 and ep.size and not ends[-1]:
-        complete = complete[:-1]  # leave out the truncated last episode
+    cut = np.zeros(n_ep, dtype=bool)  # episodes whose return was cut short
+    if ep.size and not ends[-1]:
+        cut[-1] = True  # the recording stopped in it
+    if truncated is not None:
+        cut[ep[np.asarray(truncated, dtype=bool).reshape(-1) & ends]] = True
+    complete = np.flatnonzero(~cut) if (~cut).any() else np.arange(n_ep)
     n_group = min(len(complete), max(1, int(round(fraction * len(complete)))))
     order = complete[np.argsort(returns[complete], kind="stable")]
     bottom, top = order[:n_group], order[len(order) - n_group:]
 
-    sk = skill_instances(samdp.labels, rew, ends, samdp.gamma)
+    sk = skill_instances(samdp.labels, rew, ends, samdp.gamma, truncated=truncated)
+    target = np.where(sk.target == TERMINAL, samdp.terminal, sk.target)
     greedy = greedy_skills(samdp)
     g = greedy[sk.source]
     counted = g >= 0
-    hit = counted & (sk.target == g)
+    hit = counted & (target == g)
 
     def frac(eps: np.ndarray) -> float:
         sel = np.isin(sk.episode, eps) & counted
@@ -185,16 +199,20 @@ def greedy_consistency(samdp: SAMDP, reward: np.ndarray, episode_end: np.ndarray
 
 
 def evaluate_samdp(samdp: SAMDP, features: np.ndarray, reward: np.ndarray,
-                   episode_end: np.ndarray, *, fraction: float = 0.25) -> dict[str, float]:
+                   episode_end: np.ndarray, *, fraction: float = 0.25,
+                   truncated: np.ndarray | None = None) -> dict[str, float]:
     """All criteria of one SAMDP as a flat dict (for criteria-vs-K tables and plots).
 
-    Keys: ``vmse``, ``inertia`` (of ``features`` under ``samdp.labels``),
+    Keys: ``vmse`` (against the DQN's entry values), ``vmse_all_steps`` (against its
+    all-step cluster means), ``inertia`` (of ``features`` under ``samdp.labels``),
     ``intensity_factor``, ``entropy``, ``greedy_top``, ``greedy_bottom``,
     ``greedy_difference``.
     """
-    gc = greedy_consistency(samdp, reward, episode_end, fraction=fraction)
+    gc = greedy_consistency(samdp, reward, episode_end, fraction=fraction,
+                            truncated=truncated)
     return {
-        "vmse": vmse(samdp.cluster_values, samdp.samdp_values),
+        "vmse": vmse(samdp.entry_values, samdp.samdp_values),
+        "vmse_all_steps": vmse(samdp.cluster_values, samdp.samdp_values),
         "inertia": inertia(features, samdp.labels),
         "intensity_factor": intensity_factor(samdp.labels, episode_end),
         "entropy": transition_entropy(samdp.transition),

@@ -8,8 +8,14 @@ of ``(T,)`` arrays in trajectory order:
 * ``value``: the DQN's value ``v_t = max_a Q(s_t, a)``;
 * ``reward``: the reward ``r_t`` received after the action at step t;
 * ``episode_end``: bool, True at the last step of an episode (steps after the last
-  True form a truncated episode);
+  True form a truncated episode: the recording stopped in the middle of it);
+* ``truncated`` (optional): bool, True at an ``episode_end`` step where the episode was
+  cut off (a time limit) rather than terminated by the game;
 * ``gamma``: the discount in ``[0, 1]``, per environment step.
+
+An episode is *terminated* when its last step has ``episode_end`` and not
+``truncated``; otherwise (the trailing episode of a recording, or a time limit) it is
+*truncated*: the game went on after it, unobserved.
 
 Definitions
 -----------
@@ -28,27 +34,45 @@ neighbouring run of the same episode:
 Merging repeats until every run has at least ``m`` steps or is alone in its episode
 (then it stays short).  ``m <= 1`` changes nothing.
 
+The terminal state.  The abstract chain has ``K + 1`` states: the K clusters and one
+terminal state (index ``K`` in the SAMDP's matrices, ``TERMINAL = -1`` in
+``SkillInstances``) whose value is 0 and which has no skills of its own.
+
 Skills.  A skill instance is a pair of consecutive runs ``(c_i -> c_j)`` of one episode
-(``i != j`` by construction).  Its *length* is the number of steps of the source run
-(steps spent in ``c_i`` before the move) and its *reward* is the discounted reward of
-the source run: ``sum_{k=0}^{n-1} gamma^k r_{s+k}`` for a run of ``n`` steps starting at
-``s``.  The last run of every episode has no successor, so it makes no skill (its
-rewards are not in the SAMDP).
+(``i != j`` by construction), or the last run of a *terminated* episode followed by the
+terminal state (``c_i -> terminal``).  Its *length* ``L`` is the number of steps of the
+source run (steps spent in ``c_i`` before the move) and its *reward* is the discounted
+reward of the source run: ``sum_{k=0}^{n-1} gamma^k r_{s+k}`` for a run of ``n`` steps
+starting at ``s``; so the reward that ends an episode reaches the SAMDP through the
+skill into the terminal state.  The last run of a *truncated* episode makes no skill:
+where it went is unknown, and ending there is not an end of the game.
 
-Transition matrix ``P`` (K x K).  From the skill counts ``N_ij``:
-``P_ij = N_ij / sum_j N_ij`` (diagonal forced to 0: no self-loops), then every entry
-``< prune`` is set to 0 and the row renormalised.  A row without outgoing skills (or all
-of whose skills were pruned) stays all zero: the cluster is **absorbing/terminal**.
+Transition matrix ``P`` (K x (K + 1), column K = terminal).  From the skill counts
+``N_ij``: ``P_ij = N_ij / sum_j N_ij`` (``P_ii = 0``: no self-loops), then every entry
+``< prune`` is set to 0 and the row renormalised.  A row without outgoing skills (a
+cluster seen only at the end of truncated episodes, or all of whose skills were pruned)
+stays all zero: the cluster is **absorbing**, with value 0.
 
-Skill matrices ``R_ij`` / ``L_ij``: mean reward / mean length over the instances of
-``(i, j)``; 0 where the pair was never observed.
+Skill matrices (K x (K + 1)), means over the instances of ``(i, j)`` and 0 where the
+pair was never observed: ``R_ij`` the reward, ``L_ij`` the length, and the discount
+``Gamma_ij`` = the mean of ``gamma ** L``.  (The mean of ``gamma ** L`` and not
+``gamma ** mean(L)``: it is the semi-MDP's discounted transition model, Sutton, Precup &
+Singh 1999, under which a cluster whose runs are the visits of one true state, of
+varying length, gets that state's value; ``gamma ** mean(L)`` is biased by Jensen's
+inequality when lengths vary.  They agree when every instance of a skill has one length.)
 
-SAMDP values.  With ``Gamma_ij = gamma ** L_ij`` (discount over the *mean* duration) and
-``R_s(i) = sum_j P_ij R_ij``, solve ``V = R_s + (P o Gamma) V``, i.e.
-``(I - P o Gamma) V = R_s``, with ``numpy.linalg.solve``.  Absorbing rows give
-``V_i = 0``.  For ``gamma < 1`` the system is always non-singular (spectral radius
-``<= gamma``); for ``gamma = 1`` with a closed recurrent set of clusters it is singular,
-and the minimum-norm least-squares solution is returned with a ``RuntimeWarning``.
+SAMDP values.  With ``R_s(i) = sum_j P_ij R_ij`` (over the K + 1 targets, so the
+terminal skills' rewards count), solve ``V = R_s + (P o Gamma)[:, :K] V`` (the
+terminal state's value is 0), i.e. ``(I - (P o Gamma)[:, :K]) V = R_s``, with
+``numpy.linalg.solve``.  ``V_i`` is the expected discounted return from the **first
+step** of a run of cluster i, each run weighted equally (``P`` and ``R`` are averages
+over runs); ``SAMDP.entry_values`` is the DQN's value measured the same way, the
+like-for-like comparison (``cluster_values``, the mean over every step, weights long runs
+more and mixes in mid-run steps, whose returns are discounted from later).  For
+``gamma < 1`` the system is always non-singular; for ``gamma = 1`` it is too when every
+cluster can reach the terminal state, and singular with a closed recurrent set of
+clusters: then the minimum-norm least-squares solution is returned with a
+``RuntimeWarning``.
 """
 
 from __future__ import annotations
@@ -63,6 +87,7 @@ from theorydl.samdp.clustering import episode_ids
 
 __all__ = [
     "SAMDP",
+    "TERMINAL",
     "Runs",
     "SkillInstances",
     "build_samdp",
@@ -73,6 +98,9 @@ __all__ = [
     "skill_instances",
     "transition_matrix",
 ]
+
+#: ``SkillInstances.target`` of a skill into the terminal state (the episode ended).
+TERMINAL = -1
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,9 +121,10 @@ class Runs:
 class SkillInstances:
     """Observed skills, ``S`` of them, in time order.
 
-    source, target: ``(S,)`` int64 clusters (``source != target``); start: first step
-    of the source run; length: steps in the source run; reward: discounted reward of the
-    source run (float64); episode: episode index.
+    source, target: ``(S,)`` int64 clusters (``source != target``; target ``TERMINAL``
+    = -1 for the last run of a terminated episode); start: first step of the source
+    run; length: steps in the source run; reward: discounted reward of the source run
+    (float64); episode: episode index.
     """
 
     source: np.ndarray
@@ -108,15 +137,22 @@ class SkillInstances:
 
 @dataclass(frozen=True, eq=False)
 class SAMDP:
-    """An SAMDP over ``K = n_clusters`` clusters.  Arrays are read-only.
+    """An SAMDP over ``K = n_clusters`` clusters and the terminal state (index ``K``).
+    Arrays are read-only; the ``(K, K + 1)`` ones have the terminal state as last column.
 
-    transition: ``(K, K)`` P, rows sum to 1 or are all zero, zero diagonal.
-    counts: ``(K, K)`` int64 skill counts ``N_ij`` (before pruning).
-    skill_reward: ``(K, K)`` mean discounted skill reward ``R_ij`` (reward units).
-    skill_length: ``(K, K)`` mean skill length ``L_ij`` (environment steps).
-    cluster_values: ``(K,)`` mean DQN value over the steps of each cluster (NaN for an
-        empty cluster).
-    samdp_values: ``(K,)`` solution V of the abstract chain.
+    transition: ``(K, K + 1)`` P, rows sum to 1 or are all zero, ``P_ii = 0``.
+    counts: ``(K, K + 1)`` int64 skill counts ``N_ij`` (before pruning).
+    skill_reward: ``(K, K + 1)`` mean discounted skill reward ``R_ij`` (reward units).
+    skill_length: ``(K, K + 1)`` mean skill length ``L_ij`` (environment steps).
+    skill_discount: ``(K, K + 1)`` mean of ``gamma ** L`` over the instances of each
+        skill (0 where never observed).
+    cluster_values: ``(K,)`` mean DQN value over all the steps of each cluster (NaN for
+        an empty cluster).
+    entry_values: ``(K,)`` mean DQN value at the first step of each run that makes a
+        skill, each run weighted once: what ``samdp_values`` estimates, so the
+        like-for-like comparison (module docstring); NaN where a cluster makes no skill.
+    samdp_values: ``(K,)`` solution V of the abstract chain (the terminal state's 0 is
+        not included).
     masses: ``(K,)`` int64 number of steps in each cluster.
     labels: ``(T,)`` int64 labels after short-run merging (what the SAMDP was built on).
     gamma, prune, min_skill_length: the parameters used.
@@ -127,7 +163,9 @@ class SAMDP:
     counts: np.ndarray
     skill_reward: np.ndarray
     skill_length: np.ndarray
+    skill_discount: np.ndarray
     cluster_values: np.ndarray
+    entry_values: np.ndarray
     samdp_values: np.ndarray
     masses: np.ndarray
     labels: np.ndarray
@@ -137,7 +175,8 @@ class SAMDP:
 
     def __post_init__(self):
         for name in ("transition", "counts", "skill_reward", "skill_length",
-                     "cluster_values", "samdp_values", "masses", "labels"):
+                     "skill_discount", "cluster_values", "entry_values", "samdp_values",
+                     "masses", "labels"):
             arr = np.array(getattr(self, name))  # private copy, then freeze it
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
@@ -151,9 +190,14 @@ class SAMDP:
         return self.transition
 
     @property
+    def terminal(self) -> int:
+        """Index of the terminal state: the last column of the ``(K, K + 1)`` matrices."""
+        return self.n_clusters
+
+    @property
     def discount(self) -> np.ndarray:
-        """``(K, K)`` ``Gamma_ij = gamma ** L_ij`` where ``P_ij > 0``, else 0."""
-        return _discount_matrix(self.transition, self.skill_length, self.gamma)
+        """``(K, K + 1)`` ``Gamma_ij`` (mean of ``gamma ** L``) where ``P_ij > 0``, else 0."""
+        return np.where(self.transition > 0, self.skill_discount, 0.0)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -184,6 +228,19 @@ def _check_gamma(gamma: float) -> float:
 
 def _discount_matrix(p: np.ndarray, skill_length: np.ndarray, gamma: float) -> np.ndarray:
     return np.where(p > 0, np.power(gamma, np.asarray(skill_length, dtype=np.float64)), 0.0)
+
+
+def _check_truncated(truncated: np.ndarray | None, episode_end: np.ndarray) -> np.ndarray:
+    """``(T,)`` bool: True at the ``episode_end`` steps that are truncations."""
+    ends = np.asarray(episode_end, dtype=bool).reshape(-1)
+    if truncated is None:
+        return np.zeros(ends.shape[0], dtype=bool)
+    cut = np.asarray(truncated, dtype=bool).reshape(-1)
+    if cut.shape != ends.shape:
+        raise ValueError(f"truncated has {cut.shape[0]} steps, episode_end {ends.shape[0]}")
+    if np.any(cut & ~ends):
+        raise ValueError("truncated is True at a step that is not an episode_end")
+    return cut
 
 
 # ------------------------------------------------------------------------ public API
@@ -268,9 +325,18 @@ def merge_short_runs(labels: np.ndarray, episode_end: np.ndarray,
 
 
 def skill_instances(labels: np.ndarray, reward: np.ndarray, episode_end: np.ndarray,
-                    gamma: float, *, min_skill_length: int = 1) -> SkillInstances:
-    """Every observed skill (consecutive runs of one episode), after short-run merging."""
+                    gamma: float, *, min_skill_length: int = 1,
+                    truncated: np.ndarray | None = None) -> SkillInstances:
+    """Every observed skill, after short-run merging: consecutive runs of one episode,
+    and the last run of each terminated episode into ``TERMINAL`` (module docstring).
+
+    ``truncated`` ``(T,)`` bool marks the ``episode_end`` steps that were truncations
+    (no terminal skill there); the trailing episode without ``episode_end`` is always
+    truncated.
+    """
     gamma = _check_gamma(gamma)
+    cut = _check_truncated(truncated, episode_end)
+    ends = np.asarray(episode_end, dtype=bool).reshape(-1)
     lab = merge_short_runs(labels, episode_end, min_skill_length)
     rew = np.asarray(reward, dtype=np.float64).reshape(-1)
     if rew.shape[0] != lab.shape[0]:
@@ -284,10 +350,19 @@ def skill_instances(labels: np.ndarray, reward: np.ndarray, episode_end: np.ndar
     offset = np.arange(lab.shape[0]) - runs.start[run_of_step]
     run_reward = np.bincount(run_of_step, weights=rew * np.power(gamma, offset),
                              minlength=r) if r else np.zeros(0)
-    src = np.nonzero(runs.episode[:-1] == runs.episode[1:])[0] if r > 1 else np.zeros(0, int)
+    # Run i is followed by run i + 1 of its episode, or by the terminal state when it
+    # is the last run of an episode that terminated (its last step ends the episode and
+    # was not cut off); the last run of a truncated episode has no successor.
+    last = runs.start + runs.length - 1
+    same_episode = np.zeros(r, dtype=bool)
+    same_episode[:-1] = runs.episode[:-1] == runs.episode[1:]
+    terminates = ends[last] & ~cut[last] if r else np.zeros(0, dtype=bool)
+    src = np.nonzero(same_episode | terminates)[0]
+    nxt = np.minimum(src + 1, max(r - 1, 0))
+    target = np.where(same_episode[src], runs.cluster[nxt], TERMINAL)
     return SkillInstances(
         source=runs.cluster[src],
-        target=runs.cluster[src + 1],
+        target=target.astype(np.int64),
         start=runs.start[src],
         length=runs.length[src],
         reward=run_reward[src],
@@ -296,19 +371,21 @@ def skill_instances(labels: np.ndarray, reward: np.ndarray, episode_end: np.ndar
 
 
 def transition_matrix(counts: np.ndarray, prune: float = 0.0) -> np.ndarray:
-    """``(K, K)`` transition probabilities from skill counts ``N_ij``.
+    """``(K, K + 1)`` (or ``(K, K)``) transition probabilities from skill counts ``N_ij``.
 
-    The diagonal is dropped (no self-loops), rows are normalised, entries ``< prune``
-    are zeroed and rows renormalised; rows with nothing left stay all zero (absorbing).
+    ``counts`` is ``(K, K + 1)`` with the terminal state as last column, or ``(K, K)``
+    for a chain without one.  ``N_ii`` is dropped (no self-loops), rows are normalised,
+    entries ``< prune`` are zeroed and rows renormalised; rows with nothing left stay
+    all zero (absorbing).
     """
     n = np.array(counts, dtype=np.float64)
-    if n.ndim != 2 or n.shape[0] != n.shape[1]:
-        raise ValueError(f"counts must be (K, K), got shape {n.shape}")
+    if n.ndim != 2 or n.shape[1] not in (n.shape[0], n.shape[0] + 1):
+        raise ValueError(f"counts must be (K, K + 1) or (K, K), got shape {n.shape}")
     if np.any(n < 0) or not np.all(np.isfinite(n)):
         raise ValueError("counts must be finite and non-negative")
     if not 0.0 <= prune <= 1.0:
         raise ValueError(f"prune must be in [0, 1], got {prune}")
-    np.fill_diagonal(n, 0.0)
+    n[np.arange(n.shape[0]), np.arange(n.shape[0])] = 0.0
 
     def normalise(a: np.ndarray) -> np.ndarray:
         tot = a.sum(axis=1, keepdims=True)
@@ -321,23 +398,33 @@ def transition_matrix(counts: np.ndarray, prune: float = 0.0) -> np.ndarray:
 
 
 def samdp_values(transition: np.ndarray, skill_reward: np.ndarray,
-                 skill_length: np.ndarray, gamma: float) -> np.ndarray:
-    """Solve ``(I - P o Gamma) V = R_s`` for the ``(K,)`` SAMDP values (module docstring).
+                 skill_length: np.ndarray, gamma: float, *,
+                 discount: np.ndarray | None = None) -> np.ndarray:
+    """Solve ``(I - (P o Gamma)[:, :K]) V = R_s`` for the ``(K,)`` SAMDP values (module
+    docstring).
 
-    ``Gamma_ij = gamma ** skill_length_ij`` where ``P_ij > 0``; ``R_s = (P * R).sum(1)``.
-    Falls back to ``numpy.linalg.lstsq`` (minimum norm, with a ``RuntimeWarning``) when
-    the system is singular or its condition number exceeds 1e12.
+    The matrices are ``(K, K + 1)``, the last column the terminal state (value 0), or
+    ``(K, K)`` for a chain without one.  ``Gamma = discount`` where given, else
+    ``gamma ** skill_length``, used where ``P_ij > 0``; ``R_s = (P * R).sum(1)`` over all
+    columns.  Falls back to ``numpy.linalg.lstsq`` (minimum norm, with a
+    ``RuntimeWarning``) when the system is singular or its condition number exceeds 1e12.
     """
     gamma = _check_gamma(gamma)
     p = np.asarray(transition, dtype=np.float64)
     r = np.asarray(skill_reward, dtype=np.float64)
     k = p.shape[0]
-    if p.shape != (k, k) or r.shape != (k, k) or np.shape(skill_length) != (k, k):
-        raise ValueError("transition, skill_reward and skill_length must all be (K, K)")
+    if p.ndim != 2 or p.shape[1] not in (k, k + 1):
+        raise ValueError(f"transition must be (K, K + 1) or (K, K), got shape {p.shape}")
+    shapes = [r.shape, np.shape(skill_length)] + ([] if discount is None else [np.shape(discount)])
+    if any(sh != p.shape for sh in shapes):
+        raise ValueError("transition, skill_reward, skill_length (and discount) must have "
+                         "one shape")
     if k == 0:
         return np.zeros(0)
+    gam = (_discount_matrix(p, skill_length, gamma) if discount is None
+           else np.where(p > 0, np.asarray(discount, dtype=np.float64), 0.0))
     r_s = np.where(p > 0, p * r, 0.0).sum(axis=1)
-    a = np.eye(k) - p * _discount_matrix(p, skill_length, gamma)
+    a = np.eye(k) - (p * gam)[:, :k]
     try:
         if np.linalg.cond(a) > 1e12:
             raise np.linalg.LinAlgError("ill-conditioned")
@@ -345,7 +432,8 @@ def samdp_values(transition: np.ndarray, skill_reward: np.ndarray,
     except np.linalg.LinAlgError:
         warnings.warn(
             "SAMDP chain (I - P o Gamma) is singular or ill-conditioned (gamma = 1 with a "
-            "closed set of clusters?); returning the minimum-norm least-squares values",
+            "closed set of clusters that never reaches the terminal state?); returning the "
+            "minimum-norm least-squares values",
             RuntimeWarning, stacklevel=2)
         return np.linalg.lstsq(a, r_s, rcond=None)[0]
 
@@ -381,12 +469,15 @@ def build_samdp(
     n_clusters: int | None = None,
     min_skill_length: int = 1,
     prune: float = 0.0,
+    truncated: np.ndarray | None = None,
 ) -> SAMDP:
     """Build the SAMDP of one recorded trajectory (definitions in the module docstring).
 
-    ``labels``, ``value``, ``reward``, ``episode_end``: ``(T,)``; ``n_clusters`` defaults
-    to ``labels.max() + 1``.  Cluster values and masses are taken over the labels
-    *after* short-run merging (``SAMDP.labels``).
+    ``labels``, ``value``, ``reward``, ``episode_end``: ``(T,)``; ``truncated``: ``(T,)``
+    bool, the ``episode_end`` steps that were truncations (default none: every
+    ``episode_end`` is a termination); ``n_clusters`` defaults to ``labels.max() + 1``.
+    Cluster values, entry values and masses are taken over the labels *after* short-run
+    merging (``SAMDP.labels``).
     """
     gamma = _check_gamma(gamma)
     lab, _ = _check_labels(labels, episode_end)
@@ -397,16 +488,24 @@ def build_samdp(
     if lab.size and lab.max() >= k:
         raise ValueError(f"labels reach {lab.max()} but n_clusters={k}")
     merged = merge_short_runs(lab, episode_end, min_skill_length)
-    sk = skill_instances(merged, reward, episode_end, gamma)
-    counts = np.zeros((k, k), dtype=np.int64)
-    np.add.at(counts, (sk.source, sk.target), 1)
-    sum_r = np.zeros((k, k))
-    np.add.at(sum_r, (sk.source, sk.target), sk.reward)
-    sum_l = np.zeros((k, k))
-    np.add.at(sum_l, (sk.source, sk.target), sk.length.astype(np.float64))
-    seen = counts > 0
-    skill_reward = np.where(seen, sum_r / np.maximum(counts, 1), 0.0)
-    skill_length = np.where(seen, sum_l / np.maximum(counts, 1), 0.0)
+    sk = skill_instances(merged, reward, episode_end, gamma, truncated=truncated)
+    target = np.where(sk.target == TERMINAL, k, sk.target)  # the terminal column
+    length = sk.length.astype(np.float64)
+    counts = np.zeros((k, k + 1), dtype=np.int64)
+    np.add.at(counts, (sk.source, target), 1)
+
+    def mean_over_instances(x: np.ndarray) -> np.ndarray:
+        total = np.zeros((k, k + 1))
+        np.add.at(total, (sk.source, target), x)
+        return np.where(counts > 0, total / np.maximum(counts, 1), 0.0)
+
+    skill_reward = mean_over_instances(sk.reward)
+    skill_length = mean_over_instances(length)
+    skill_discount = mean_over_instances(np.power(gamma, length))
+    n_runs = np.bincount(sk.source, minlength=k)[:k]
+    entry_sum = np.bincount(sk.source, weights=val[sk.start], minlength=k)[:k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        entry_values = np.where(n_runs > 0, entry_sum / n_runs, np.nan)
     p = transition_matrix(counts, prune)
     return SAMDP(
         n_clusters=k,
@@ -414,8 +513,11 @@ def build_samdp(
         counts=counts,
         skill_reward=skill_reward,
         skill_length=skill_length,
+        skill_discount=skill_discount,
         cluster_values=cluster_means(val, merged, k) if k else np.zeros(0),
-        samdp_values=samdp_values(p, skill_reward, skill_length, gamma),
+        entry_values=entry_values,
+        samdp_values=samdp_values(p, skill_reward, skill_length, gamma,
+                                  discount=skill_discount),
         masses=np.bincount(merged, minlength=k)[:k].astype(np.int64),
         labels=merged,
         gamma=gamma,
