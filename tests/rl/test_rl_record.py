@@ -69,8 +69,73 @@ def test_greedy_and_deterministic(net_and_rec, tiny_cfg):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
 
+class _TimeLimit:
+    """An environment cut off after ``limit`` steps, as a time limit does (gymnasium's
+    ``TimeLimit``): the step is terminal and ``truncated`` says it was not the game's end."""
+
+    def __init__(self, env, limit: int) -> None:
+        self._env, self._limit, self._t = env, limit, 0
+        self.n_actions, self.obs_shape = env.n_actions, env.obs_shape
+        self.frame_shape, self.input_scale = env.frame_shape, env.input_scale
+        self.truncated = False
+
+    def reset(self, seed=None):
+        self._t, self.truncated = 0, False
+        return self._env.reset(seed)
+
+    def step(self, action):
+        obs, reward, terminal = self._env.step(action)
+        self._t += 1
+        self.truncated = not terminal and self._t >= self._limit
+        return obs, reward, terminal or self.truncated
+
+    def frame(self):
+        return self._env.frame()
+
+
+def test_minatar_has_no_truncations(net_and_rec):
+    _, rec = net_and_rec
+    assert rec.truncated.dtype == np.bool_ and not rec.truncated.any()
+
+
+def test_time_limit_is_recorded_as_truncation_not_termination(net_and_rec, tiny_cfg, monkeypatch):
+    import theorydl.rl.record as record
+
+    net, _ = net_and_rec
+    real = record.env_from_config
+    monkeypatch.setattr(record, "env_from_config", lambda cfg, seed: _TimeLimit(real(cfg, seed), 10))
+    rec = record_policy(net.state_dict(), tiny_cfg, n_steps=200, epsilon=0.05, seed=11,
+                        device="cpu", num_threads=1)
+    ends = np.flatnonzero(rec.episode_end)
+    lengths = np.diff(np.r_[-1, ends])
+    # This untrained agent loses breakout after 6 or 16 steps: the 16-step episodes are
+    # cut off at 10, the 6-step ones end by the game.
+    assert set(lengths.tolist()) == {6, 10}
+    np.testing.assert_array_equal(rec.truncated[ends], lengths == 10)
+    assert rec.truncated.any() and (~rec.truncated[ends]).any()
+    assert not (rec.truncated & ~rec.episode_end).any()
+    back = recording_from_arrow(recording_to_arrow(rec))
+    np.testing.assert_array_equal(back.truncated, rec.truncated)
+
+
+def test_tables_without_truncated_column_read_as_no_truncations(net_and_rec):
+    _, rec = net_and_rec
+    table = recording_to_arrow(rec)
+    old = table.drop_columns(["truncated"]).replace_schema_metadata(table.schema.metadata)
+    back = recording_from_arrow(old)
+    assert back.truncated.shape == (len(rec),) and not back.truncated.any()
+
+
+def test_validate_rejects_truncation_without_episode_end(net_and_rec):
+    _, rec = net_and_rec
+    bad = Recording(**{**rec.__dict__, "truncated": ~rec.episode_end})
+    with pytest.raises(ValueError, match="not an episode_end"):
+        bad.validate()
+
+
 def _assert_same(a: Recording, b: Recording) -> None:
-    for name in ("hidden", "q_values", "value", "action", "reward", "episode_end", "episode_index"):
+    for name in ("hidden", "q_values", "value", "action", "reward", "episode_end", "episode_index",
+                 "truncated"):
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and x.shape == y.shape, name
         np.testing.assert_array_equal(x, y)

@@ -9,6 +9,10 @@ The protocol (``Env``)
 * ``step(a) -> (obs, reward, terminal)``: ``a`` is an agent action index in
   ``range(n_actions)``; ``reward`` is a float, ``terminal`` a bool. After a terminal step
   the caller must ``reset()``.
+* ``truncated: bool``, read after a terminal step: True when the episode was cut off (a
+  time limit) rather than ended by the game, so the state had a future that was not
+  played (a value target or an SAMDP must not treat it as an end).  MinAtar has no time
+  limit: always False there.
 * ``n_actions: int``; ``obs_shape: (C, H, W)``; ``frame_shape: (H, W, C)``.
 * ``frame() -> np.ndarray (H, W, C) uint8``: a rendering-free picture of the current
   state. For MinAtar it is the observation itself (channel-last, 0/1 values).
@@ -60,6 +64,7 @@ class Env(Protocol):
     obs_shape: tuple[int, int, int]
     frame_shape: tuple[int, int, int]
     input_scale: float
+    truncated: bool
 
     def reset(self, seed: int | None = None) -> Tensor: ...
 
@@ -86,6 +91,7 @@ class MinAtarEnv:
     """
 
     input_scale = 1.0
+    truncated = False  # MinAtar games end only by the game's own rules
 
     def __init__(
         self,
@@ -164,7 +170,7 @@ class AtariEnv:
     action probability, then gymnasium's ``AtariPreprocessing`` (frame skip 4, 84x84
     grayscale, up to 30 no-ops at reset, no life-loss terminals), and the last 4 frames
     stacked: obs (4, 84, 84) float32 with values 0..255 (``input_scale`` 1/255). A
-    time-limit truncation is reported as ``terminal=True``. ``frame()`` is the emulator's
+    time-limit truncation is reported as ``terminal=True`` with ``truncated`` True. ``frame()`` is the emulator's
     RGB screen, (210, 160, 3) uint8, read from the ALE without rendering.
 
     Args:
@@ -191,6 +197,7 @@ class AtariEnv:
         self.game = game
         self._seed: int | None = int(seed)
         self._stack: deque[np.ndarray] = deque(maxlen=n_stack)
+        self.truncated = False
         self.n_actions = int(self._env.action_space.n)
         self.obs_shape = (n_stack, 84, 84)
         self.frame_shape = (210, 160, 3)
@@ -201,6 +208,7 @@ class AtariEnv:
         else:
             self._seed = None
         frame, _ = self._env.reset(seed=seed)
+        self.truncated = False
         for _ in range(self._stack.maxlen):
             self._stack.append(frame)
         return self._obs()
@@ -208,6 +216,7 @@ class AtariEnv:
     def step(self, action: int) -> tuple[Tensor, float, bool]:
         frame, reward, terminated, truncated, _ = self._env.step(int(action))
         self._stack.append(frame)
+        self.truncated = bool(truncated and not terminated)
         return self._obs(), float(reward), bool(terminated or truncated)
 
     def frame(self) -> np.ndarray:

@@ -46,6 +46,14 @@ class Recording:
     episode_index: np.ndarray  #: (T,) int64, 0-based episode of step t
     frames: np.ndarray | None = None  #: (T, H, W, C) uint8, s_t as a frame, if kept
     meta: dict[str, Any] = field(default_factory=dict)  #: plain-python facts (game, seed, epsilon, ...)
+    #: (T,) bool, True at an ``episode_end`` where the episode was cut off (a time limit)
+    #: rather than ended by the game; None: no truncations (all False).  The trailing
+    #: episode, which the recording stopped in, has no ``episode_end`` at all.
+    truncated: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.truncated is None:
+            self.truncated = np.zeros(len(self), dtype=bool)
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -58,6 +66,7 @@ class Recording:
             "value": (self.value, 1, np.float32), "action": (self.action, 1, np.int64),
             "reward": (self.reward, 1, np.float32), "episode_end": (self.episode_end, 1, np.bool_),
             "episode_index": (self.episode_index, 1, np.int64),
+            "truncated": (self.truncated, 1, np.bool_),
         }
         if self.frames is not None:
             checks["frames"] = (self.frames, 4, np.uint8)
@@ -65,6 +74,8 @@ class Recording:
             if arr.ndim != ndim or arr.shape[0] != t or arr.dtype != dtype:
                 raise ValueError(f"Recording.{name}: shape {arr.shape} dtype {arr.dtype}, "
                                  f"expected {ndim} dims, T = {t}, dtype {np.dtype(dtype)}")
+        if np.any(self.truncated & ~self.episode_end):
+            raise ValueError("Recording.truncated is True at a step that is not an episode_end")
 
 
 def record_policy(state_dict: Mapping[str, Tensor], cfg: DQNConfig, n_steps: int, epsilon: float,
@@ -75,7 +86,8 @@ def record_policy(state_dict: Mapping[str, Tensor], cfg: DQNConfig, n_steps: int
     The policy is ε-greedy with the given ``epsilon`` (small, e.g. 0.01-0.05: DQN papers
     evaluate with a little exploration so the agent does not get stuck). When an episode
     ends the environment is reset and recording goes on; the last, possibly unfinished,
-    episode has no ``episode_end``.
+    episode has no ``episode_end``. An episode the environment cut off (``env.truncated``,
+    a time limit) has its ``episode_end`` and ``truncated`` True: it did not terminate.
 
     Args:
         state_dict: online-network weights (``TrainOutput.state_dict`` or a checkpoint's).
@@ -116,6 +128,7 @@ def _record(state_dict: Mapping[str, Tensor], cfg: DQNConfig, n_steps: int, epsi
     action = np.zeros(t_steps, dtype=np.int64)
     reward = np.zeros(t_steps, dtype=np.float32)
     episode_end = np.zeros(t_steps, dtype=bool)
+    truncated = np.zeros(t_steps, dtype=bool)
     episode_index = np.zeros(t_steps, dtype=np.int64)
     frames = np.zeros((t_steps, *env.frame_shape), dtype=np.uint8) if keep_frames else None
 
@@ -134,6 +147,7 @@ def _record(state_dict: Mapping[str, Tensor], cfg: DQNConfig, n_steps: int, epsi
                 a = int(np.argmax(q_values[t]))
             obs, r, terminal = env.step(a)
             action[t], reward[t], episode_index[t], episode_end[t] = a, r, episode, terminal
+            truncated[t] = terminal and bool(getattr(env, "truncated", False))
             if terminal:
                 episode += 1
                 obs = env.reset()
@@ -141,7 +155,7 @@ def _record(state_dict: Mapping[str, Tensor], cfg: DQNConfig, n_steps: int, epsi
     meta = {"backend": cfg.backend, "game": cfg.game, "epsilon": float(epsilon), "seed": int(seed),
             "n_actions": int(a_n), "hidden": int(k), "config": cfg.to_dict()}
     return Recording(hidden, q_values, q_values.max(axis=1) if t_steps else np.zeros(0, np.float32),
-                     action, reward, episode_end, episode_index, frames, meta)
+                     action, reward, episode_end, episode_index, frames, meta, truncated)
 
 
 # --------------------------------------------------------------------------- Arrow
@@ -155,7 +169,7 @@ def _fixed_list(arr: np.ndarray, pa_type: pa.DataType) -> pa.FixedSizeListArray:
 
 def recording_to_arrow(rec: Recording) -> pa.Table:
     """One row per step: ``step`` int64, ``episode_index`` int64, ``episode_end`` bool,
-    ``action`` int64, ``reward`` float32, ``value`` float32, ``q_values``
+    ``truncated`` bool, ``action`` int64, ``reward`` float32, ``value`` float32, ``q_values``
     fixed_size_list<float32>[A], ``hidden`` fixed_size_list<float32>[K] and, when the
     recording has frames, ``frame`` fixed_size_list<uint8>[H*W*C] (row-major H, W, C).
 
@@ -168,6 +182,7 @@ def recording_to_arrow(rec: Recording) -> pa.Table:
         "step": pa.array(np.arange(t, dtype=np.int64)),
         "episode_index": pa.array(rec.episode_index),
         "episode_end": pa.array(rec.episode_end),
+        "truncated": pa.array(rec.truncated),
         "action": pa.array(rec.action),
         "reward": pa.array(rec.reward),
         "value": pa.array(rec.value),
@@ -191,7 +206,9 @@ def _column_2d(table: pa.Table, name: str, dtype: Any) -> np.ndarray:
 
 
 def recording_from_arrow(table: pa.Table) -> Recording:
-    """Inverse of ``recording_to_arrow`` (rows must be in step order, as written)."""
+    """Inverse of ``recording_to_arrow`` (rows must be in step order, as written).
+
+    Tables written before the ``truncated`` column existed read as no truncations."""
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise ValueError("table has no theorydl.rl.recording metadata; was it written by recording_to_arrow?")
@@ -211,6 +228,8 @@ def recording_from_arrow(table: pa.Table) -> Recording:
     rec = Recording(hidden=hidden, q_values=q_values, value=col("value", np.float32),
                     action=col("action", np.int64), reward=col("reward", np.float32),
                     episode_end=col("episode_end", np.bool_), episode_index=col("episode_index", np.int64),
-                    frames=frames, meta=info.get("meta", {}))
+                    frames=frames, meta=info.get("meta", {}),
+                    truncated=(col("truncated", np.bool_) if "truncated" in table.column_names
+                               else None))
     rec.validate()
     return rec
