@@ -5,6 +5,12 @@ layer; for every K in ``analysis.ks``, spatio-temporal K-means (window
 ``analysis.window``) and plain K-means on [embedding, value]; an SAMDP per clustering
 and its criteria (VMSE, inertia, intensity factor, entropy, greedy consistency). The
 figures and the metrics use K = ``analysis.k``, or the K of best silhouette.
+
+Episode ends: the SAMDP's terminal state takes the last run of every episode that the
+game ended; the episode the recording stopped in, and any ``truncated`` (time-limit)
+episode when the recording has that column, are not terminations.  ``vmse`` compares
+the SAMDP values with the DQN's values at the runs' entry steps (what an SAMDP value
+estimates); ``vmse_all_steps`` with the DQN's mean over every step of a cluster.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ def criteria_by_k(rec: dict[str, np.ndarray], features: np.ndarray, cfg, gamma: 
         for method, fit in fits.items():
             model = build_samdp(fit.labels, rec["value"], rec["reward"], rec["episode_end"],
                                 gamma, n_clusters=k, min_skill_length=a.min_skill_length,
-                                prune=a.prune)
-            crit = evaluate_samdp(model, features, rec["reward"], rec["episode_end"])
+                                prune=a.prune, truncated=rec.get("truncated"))
+            crit = evaluate_samdp(model, features, rec["reward"], rec["episode_end"],
+                                  truncated=rec.get("truncated"))
             rows.append({"method": method, "k": k,
                          **{n: (None if not np.isfinite(v) else float(v))
                             for n, v in crit.items()}})
@@ -111,6 +118,7 @@ def analyze_samdp(table: pa.Table, cfg) -> dict[str, Any]:
             **{f"{c}": by[("spatiotemporal", k)][c] for c in
                ("vmse", "entropy", "intensity_factor", "greedy_difference")},
             "vmse_plain_kmeans": by[("plain", k)]["vmse"],
+            "vmse_all_steps": by[("spatiotemporal", k)]["vmse_all_steps"],
         }
         plots.plot_embedding(emb, rec["value"], chosen.labels, figures / f"{name}_tsne.png",
                              title=f"{game}, seed {seed}: t-SNE of the last hidden layer")
