@@ -437,3 +437,11 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(ValueError, match="dropout"):
         train(init_modules(lambda: nn.Linear(3, 2), (0,)), Arrays(X, y), SGD(0.1), 1,
               dropout=0.5)
+
+
+def test_class_argmax_is_argmax_over_outputs_ties_included():
+    from theorydl.nn.losses import class_argmax
+
+    gen = torch.Generator().manual_seed(8)
+    z = torch.randint(0, 3, (4, 5, 33), generator=gen).to(F64)  # many ties
+    assert torch.equal(class_argmax(z), z.argmax(1))
