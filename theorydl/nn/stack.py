@@ -99,7 +99,14 @@ def _affine_act(b: Tensor, w_t: Tensor, a: Tensor, activation: str | None) -> Te
     if fast_tanh:
         torch.sigmoid_(z)
         return torch.add(z.new_tensor(-1.0), z, alpha=2.0, out=z)
+    if activation in _IN_PLACE and not torch.is_grad_enabled():
+        return _IN_PLACE[activation](z)  # z is this call's own tensor: no new allocation
     return z if activation is None else ACTIVATIONS[activation](z)
+
+
+#: In-place forms of the activations, for passes without autograd (same values).
+_IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": torch.relu_, "sigmoid": torch.sigmoid_, "tanh": torch.tanh_}
 
 
 def _forward_fm(weights: Sequence[Tensor], biases: Sequence[Tensor], h: Tensor,
