@@ -9,8 +9,8 @@ about 1e-7 for ib, 1e-4 to 1e-3 for cnn, the same for stacked and for the recipe
 * ``ib``: the Information-Bottleneck networks 12-10-7-5-4-3-2 with tanh on minibatches
   of 256 from the 4096 12-bit patterns of ``theorydl.data.ib`` (``--data random``:
   random patterns with a fixed label rule), ``--epochs`` epochs (15).
-* ``cnn``: a small CNN (conv 3x3 1->8, ReLU, max-pool 2, conv 3x3 8->16, ReLU, max-pool
-  2, linear 64->10; 1,898 parameters) on minibatches of 64 from the 1,198 training
+* ``cnn``: a small CNN, an ``nn.Sequential`` (conv 3x3 1->8, ReLU, max-pool 2, conv 3x3
+  8->16, ReLU, max-pool 2, flatten, linear 64->10; 1,898 parameters) on minibatches of 64 from the 1,198 training
   images of scikit-learn's 8x8 digits (``theorydl.data.vision.load_digits``),
   ``--cnn-epochs`` epochs (5).
 
@@ -20,8 +20,9 @@ The ways:
 
   stacked: all M models in one ``theorydl.nn`` family trained by the engine
       (``theorydl.nn.train``): the MLP family ``init_stack`` (its hand-written
-      backward pass) for ib, the generic ``init_modules`` (any ``nn.Module`` through
-      ``torch.func``) for cnn;
+      backward pass) for ib, the generic ``init_modules`` for cnn (any ``nn.Module``;
+      a plain ``nn.Sequential`` of standard layers like this one takes the folded path,
+      the models in the channel axis of one channels-last tensor, instead of ``vmap``);
   torch.func recipe: what a PyTorch user writes instead, PyTorch's model-ensembling
       tutorial trained: ``torch.func.stack_module_state`` over the M ``nn.Module``s, a
       ``vmap(functional_call)`` forward pass on each model's own minibatch, the sum of
@@ -192,20 +193,16 @@ def ib_bench(data: str, epochs: int, device: torch.device) -> Bench:
     )
 
 
-class DigitsCNN(nn.Module):
+def digits_cnn() -> nn.Sequential:
     """Conv 3x3 (1 -> 8 channels, padding 1) - ReLU - max-pool 2 - conv 3x3 (8 -> 16) -
-    ReLU - max-pool 2 - linear (64 -> 10): a small CNN for 1x8x8 images."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
-        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
-        self.head = nn.Linear(16 * 2 * 2, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.max_pool2d(torch.relu(self.conv1(x)), 2)
-        h = F.max_pool2d(torch.relu(self.conv2(h)), 2)
-        return self.head(h.flatten(1))
+    ReLU - max-pool 2 - linear (64 -> 10): a small CNN for 1x8x8 images, written as the
+    plain ``nn.Sequential`` a PyTorch user would write (the stack takes its folded path:
+    models in the channel axis; the recipe vmaps it)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 2 * 2, 10),
+    )
 
 
 def cnn_bench(epochs: int, device: torch.device) -> Bench:
@@ -215,13 +212,13 @@ def cnn_bench(epochs: int, device: torch.device) -> Bench:
     X = torch.from_numpy(digits.x_train).view(-1, *digits.image_shape)
     y = torch.from_numpy(digits.y_train)
     with torch.device("meta"):  # counted without values (and without the global RNG)
-        size = sum(p.numel() for p in DigitsCNN().parameters())
+        size = sum(p.numel() for p in digits_cnn().parameters())
     return Bench(
         "cnn",
         f"small CNNs (conv-pool-conv-pool-linear, {size:,} parameters), {X.shape[0]} 8x8 digits",
         X.to(device), y.to(device), 64, epochs, {"sgd": 0.05, "adam": 1e-3},
-        lambda seed: seeded(DigitsCNN, seed),
-        lambda seeds, dev: init_modules(DigitsCNN, seeds, device=dev),
+        lambda seed: seeded(digits_cnn, seed),
+        lambda seeds, dev: init_modules(digits_cnn, seeds, device=dev),
         lambda fam: [{k: v.cpu() for k, v in fam.member(i).items()} for i in range(fam.n_models)],
         threads=2,
     )

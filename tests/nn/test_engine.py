@@ -126,9 +126,21 @@ class Tied(nn.Module):
         return self.head(torch.tanh(patches @ self.filter).flatten(-2))
 
 
+def seq_cnn(out: int) -> nn.Sequential:
+    """A CNN as a plain Sequential: the folded path (models in the channel axis)."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 6, 3, stride=1, groups=2), nn.Tanh(), nn.AvgPool2d(1),
+                         nn.Flatten(), nn.Linear(6, 5), nn.Sigmoid(), nn.Linear(5, out))
+
+
 def family_case(kind: str, out: int):
     """(build, X) for a family kind."""
     gen = torch.Generator().manual_seed(7)
+    if kind == "seqcnn":
+        return (lambda: seq_cnn(out)), torch.randn(N, 1, 6, 6, generator=gen, dtype=F64)
+    if kind == "seqmlp":
+        return ((lambda: nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, out))),
+                torch.randn(N, 5, generator=gen, dtype=F64))
     if kind == "cnn":
         return (lambda: SmallCNN(out)), torch.randn(N, 1, 6, 6, generator=gen, dtype=F64)
     if kind == "gated":
@@ -220,14 +232,14 @@ def test_mlp_every_loss_trains_like_lone_models(loss, activation):
 
 
 @pytest.mark.parametrize("opt", sorted(OPTIMISERS))
-@pytest.mark.parametrize("kind", ["cnn", "gated", "tied"])
+@pytest.mark.parametrize("kind", ["cnn", "gated", "tied", "seqcnn", "seqmlp"])
 def test_module_families_train_like_lone_models_under_every_optimiser(kind, opt):
     stacked_opt, torch_opt = OPTIMISERS[opt]
     self_check_family(kind, "cross_entropy", stacked_opt, torch_opt, LRS[opt])
 
 
 @pytest.mark.parametrize("loss", ["multi_hinge", "hinge", "squared"])
-@pytest.mark.parametrize("kind", ["cnn", "gated", "tied"])
+@pytest.mark.parametrize("kind", ["cnn", "gated", "tied", "seqcnn", "seqmlp"])
 def test_module_families_train_like_lone_models_under_every_loss(kind, loss):
     stacked_opt, torch_opt = OPTIMISERS["sgd-momentum"]
     self_check_family(kind, loss, stacked_opt, torch_opt, LRS["sgd-momentum"])
@@ -249,10 +261,29 @@ def self_check_family(kind, loss, stacked_opt, torch_opt, lrs, batch_size=BATCH)
         torch.testing.assert_close(res.loss[i], losses, rtol=1e-9, atol=1e-11)
 
 
-def test_full_batch_generic_path():
+@pytest.mark.parametrize("kind", ["cnn", "seqcnn", "seqmlp"])
+def test_full_batch_generic_path(kind):
     stacked_opt, torch_opt = OPTIMISERS["adam"]
-    self_check_family("cnn", "cross_entropy", stacked_opt, torch_opt, LRS["adam"],
+    self_check_family(kind, "cross_entropy", stacked_opt, torch_opt, LRS["adam"],
                       batch_size=None)
+
+
+@pytest.mark.parametrize("kind", ["seqcnn", "seqmlp"])
+def test_folded_path_equals_vmap_path(kind):
+    build, X = family_case(kind, 3)
+    y = torch.randint(0, 3, (N,), generator=torch.Generator().manual_seed(1))
+    folded = init_modules(build, (0, 1, 2), dtype=F64)
+    plain = init_modules(build, (0, 1, 2), dtype=F64, fold=False)
+    assert folded.folded and not plain.folded
+    assert not init_modules(lambda: SmallCNN(3), (0,)).folded  # a custom forward: vmap
+    torch.testing.assert_close(folded.outputs_t(X), plain.outputs_t(X))
+    per_model = X.expand(3, *X.shape)
+    grads = [[torch.empty_like(p) for p in s.params] for s in (folded, plain)]
+    from theorydl.nn.losses import LOSSES
+    for s, g in zip((folded, plain), grads):
+        s.value_and_grad(per_model, y.expand(3, N), LOSSES["cross_entropy"], g, shared=False)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
 
 
 def test_fixed_gates_stay_fixed_and_differ_by_seed():

@@ -20,6 +20,16 @@ What a module may hold:
 
 A family may define its own backward rule with ordinary autograd tricks that ``vmap``
 accepts, e.g. :func:`straight_through` (forward f(x), backward the identity).
+
+**The folded path.** An ``nn.Sequential`` of ``Conv2d``, ``Linear``, ``Flatten`` and
+parameter-free layers (ReLU, Tanh, Sigmoid, max and average pooling, Identity) skips
+``vmap``: the models are folded into the channel axis, images as one (b, M * C, H, W)
+channels-last tensor (convolutions grouped per model, pooling and activations applied
+to all models at once), then (M, b, F) after ``Flatten`` (linear layers as one ``baddbmm``).
+The numbers are the same as vmap's (the same kernels in another layout, a test compares
+them); the layout is what vmap does not choose: on 50 small CNNs its pooling and
+activations run on a copy-heavy strided layout, and the folded step took about half the
+time (12 against 24 ms, 2 threads).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
@@ -55,6 +66,73 @@ def straight_through(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return x + (f(x) - x).detach()
 
 
+#: Layers without parameters that act on every channel (or feature) alike: the folded
+#: path applies them to all M models at once.
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _foldable(module: nn.Module) -> bool:
+    """Whether ``module`` takes the folded path (see the module docstring)."""
+    if not isinstance(module, nn.Sequential) or len(module) == 0:
+        return False
+    if any(not p.requires_grad for p in module.parameters()) or list(module.buffers()):
+        return False
+    flat_seen = False
+    for layer in module:
+        if isinstance(layer, nn.Conv2d):
+            if flat_seen or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+                return False
+        elif isinstance(layer, nn.Flatten):
+            if layer.start_dim != 1 or layer.end_dim != -1:
+                return False
+            flat_seen = True
+        elif isinstance(layer, nn.Linear) or isinstance(layer, _ELEMENTWISE):
+            pass
+        else:
+            return False
+    return True
+
+
+def _folded_forward(base: nn.Sequential, params: dict[str, Tensor], x: Tensor, m: int,
+                    shared: bool) -> Tensor:
+    """The outputs (M, b, C) of every model of an ``nn.Sequential`` with the models
+    folded into the channel axis (images) or stacked in front (features)."""
+    if x.dim() - (0 if shared else 1) == 4:  # images (b, C, H, W) or (M, b, C, H, W)
+        if shared:
+            b, c = x.shape[0], x.shape[1]
+            h = x.unsqueeze(1).expand(b, m, *x.shape[1:]).reshape(b, m * c, *x.shape[2:])
+        else:
+            b, c = x.shape[1], x.shape[2]
+            h = x.transpose(0, 1).reshape(b, m * c, *x.shape[3:])
+        h = h.contiguous(memory_format=torch.channels_last)
+        image = True
+    else:  # features (b, F) or (M, b, F)
+        h = x.expand(m, *x.shape) if shared else x
+        image = False
+    for i, layer in enumerate(base):
+        if isinstance(layer, nn.Conv2d):
+            w = params[f"{i}.weight"]  # (M, out, in / groups, kh, kw)
+            bias = params.get(f"{i}.bias")
+            h = F.conv2d(h, w.reshape(-1, *w.shape[2:]),
+                         None if bias is None else bias.reshape(-1), layer.stride,
+                         layer.padding, layer.dilation, groups=m * layer.groups)
+        elif isinstance(layer, nn.Flatten):
+            if image:  # (b, M * C, H, W) -> (M, b, C * H * W), each model's own (C, H, W)
+                h = h.reshape(h.shape[0], m, -1).transpose(0, 1)
+                image = False
+        elif isinstance(layer, nn.Linear):
+            w, bias = params[f"{i}.weight"], params.get(f"{i}.bias")  # (M, out, in), (M, out)
+            if bias is None:
+                h = torch.bmm(h, w.transpose(1, 2))
+            else:
+                h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+        else:
+            h = layer(h)
+    if image:
+        raise ValueError("a folded Sequential must end in features (Flatten, Linear)")
+    return h
+
+
 @dataclass(frozen=True, eq=False)
 class ModuleStack:
     """M modules of one architecture: ``tensors[k]`` (M, ...) is trainable parameter
@@ -66,6 +144,7 @@ class ModuleStack:
     seeds: tuple[int, ...]
     tensors: tuple[Tensor, ...]
     constants: dict[str, Tensor]
+    folded: bool = False  # the folded path (set by init_modules for a plain Sequential)
 
     @property
     def n_models(self) -> int:
@@ -93,7 +172,7 @@ class ModuleStack:
         idx = torch.as_tensor(list(models), device=self.device)
         constants = {k: v.index_select(0, idx) for k, v in self.constants.items()}
         return ModuleStack(self.base, self.names, tuple(self.seeds[i] for i in models),
-                           tuple(params), constants)
+                           tuple(params), constants, self.folded)
 
     @torch.no_grad()
     def load(self, params: Sequence[Tensor]) -> None:
@@ -105,6 +184,8 @@ class ModuleStack:
     def _forward(self, params: Sequence[Tensor], x: Tensor, shared: bool) -> Tensor:
         """Outputs (M, b, C) of every model; ``x`` (b, ...) shared or (M, b, ...)."""
         names, base = self.names, self.base
+        if self.folded:
+            return _folded_forward(base, dict(zip(names, params)), x, len(self.seeds), shared)
 
         def one(p: tuple[Tensor, ...], consts: dict[str, Tensor], xi: Tensor) -> Tensor:
             return functional_call(base, {**dict(zip(names, p)), **consts}, (xi,))
@@ -141,9 +222,10 @@ class ModuleStack:
 
 
 def init_modules(build: Callable[[], nn.Module], seeds: Sequence[int], *,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-                 ) -> ModuleStack:
-    """A :class:`ModuleStack` whose model i is ``seeded(build, seeds[i], dtype=dtype)``."""
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 fold: bool = True) -> ModuleStack:
+    """A :class:`ModuleStack` whose model i is ``seeded(build, seeds[i], dtype=dtype)``.
+    ``fold=False`` keeps a foldable ``nn.Sequential`` on the vmap path."""
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("a stack needs at least one seed")
@@ -158,7 +240,7 @@ def init_modules(build: Callable[[], nn.Module], seeds: Sequence[int], *,
     tensors = tuple(torch.stack([s[n].detach() for s in states]).to(device) for n in names)
     constants = {n: torch.stack([s[n].detach() for s in states]).to(device) for n in fixed}
     base = copy.deepcopy(first).to("meta")
-    return ModuleStack(base, names, seeds, tensors, constants)
+    return ModuleStack(base, names, seeds, tensors, constants, folded=fold and _foldable(first))
 
 
 def module_bytes(build: Callable[[], nn.Module], input_shape: Sequence[int], batch: int,
