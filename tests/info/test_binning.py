@@ -286,8 +286,9 @@ def _layouts(acts: torch.Tensor) -> list[torch.Tensor]:
     return [acts, feature_major, model_minor]
 
 
+@pytest.mark.parametrize("convention", ["clip", "idnns"])
 @pytest.mark.parametrize("chunk", [1, 700, 1 << 17])
-def test_host_codes_equal_reference_in_any_layout(monkeypatch, chunk):
+def test_host_codes_equal_reference_in_any_layout(monkeypatch, chunk, convention):
     # The CPU path (chunks of models, codes by matrix-vector products, flagged values
     # fixed per row) against the np.unique reference and the device path, on random
     # and adversarial (on / just off the edges) layers: codes below 2**24 (float32),
@@ -303,12 +304,15 @@ def test_host_codes_equal_reference_in_any_layout(monkeypatch, chunk):
             acts, edges = _adversarial_case(rng, dtype)
             cases.append((acts, torch.from_numpy(rng.integers(0, 3, acts.shape[1])), edges, 3))
     for acts, y, edges, n_classes in cases:
-        ref_xt, ref_ty = binned_information_reference(acts.numpy(), y.numpy(), edges.numpy())
+        ref_xt, ref_ty = binned_information_reference(acts.numpy(), y.numpy(), edges.numpy(),
+                                                      convention=convention)
         with monkeypatch.context() as mp:
             mp.setattr(binning, "_on_host", lambda device: False)
-            device = binned_information(acts, y, edges, n_classes=n_classes)
+            device = binned_information(acts, y, edges, n_classes=n_classes,
+                                        convention=convention)
         for view in _layouts(acts):
-            i_xt, i_ty = binned_information(view, y, edges, n_classes=n_classes)
+            i_xt, i_ty = binned_information(view, y, edges, n_classes=n_classes,
+                                            convention=convention)
             np.testing.assert_allclose(i_xt.numpy(), ref_xt, atol=1e-9)
             np.testing.assert_allclose(i_ty.numpy(), ref_ty, atol=1e-9)
             torch.testing.assert_close((i_xt, i_ty), device, rtol=0, atol=1e-12)
@@ -343,3 +347,112 @@ def test_bins_and_adaptive_edges_of_strided_views():
             torch.testing.assert_close(adaptive_edges(view), adaptive_edges(acts), rtol=0, atol=0)
             torch.testing.assert_close(bin_indices(view, edges), bin_indices(acts, edges),
                                        rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- the IDNNs convention
+
+
+def _idnns_reference(acts: np.ndarray, y: np.ndarray, n_edges: int = 30):
+    """I(X;T), I(T;Y) in bits of one model's layer (N, units), binned as the original IB
+    code (ravidziv/IDNNs, get_information) does, written here from its documented
+    behaviour: edges ``np.linspace(-1, 1, n_edges)`` cast to float32, each value replaced
+    by ``edges[np.digitize(t, edges) - 1]`` (so values below -1 and values >= 1 both
+    become the last edge's value), distinct rows counted, X uniform over the rows."""
+    edges = np.linspace(-1, 1, n_edges).astype(np.float32)
+    digitized = edges[np.digitize(acts.reshape(-1), edges) - 1].reshape(len(acts), -1)
+
+    def entropy(rows: np.ndarray) -> float:
+        _, counts = np.unique(rows, axis=0, return_counts=True)
+        return _h_bits(counts)
+
+    h_t = entropy(digitized)
+    h_t_given_y = sum((y == c).mean() * entropy(digitized[y == c]) for c in np.unique(y))
+    return h_t, h_t - h_t_given_y
+
+
+def _idnns_cases(rng: np.random.Generator) -> list[np.ndarray]:
+    """float32 layers (N, units) where the conventions differ: exactly -1 and 1, beyond
+    them, on the original's float32 edges and the floats around them, and tanh units
+    saturating (in float32, tanh of a large input is exactly +-1)."""
+    edges = np.linspace(-1, 1, 30).astype(np.float32)
+    around = np.concatenate([edges, np.nextafter(edges, np.float32(-2)),
+                             np.nextafter(edges, np.float32(2)),
+                             np.float32([-1, 1, -1.5, 1.5, -7, 7, 0, -0.0])])
+    cases = []
+    for units in (1, 3, 5):
+        n = 600
+        picks = rng.choice(around, size=(n, units)).astype(np.float32)
+        saturated = np.tanh(rng.standard_normal((n, units)) * 30).astype(np.float32)
+        mixed = np.where(rng.random((n, units)) < 0.5, picks, saturated)
+        relu = np.maximum(rng.standard_normal((n, units)) * 2, 0).astype(np.float32)
+        cases += [picks, saturated, mixed.astype(np.float32), relu]
+    return cases
+
+
+def test_idnns_convention_equals_the_original_binning():
+    rng = np.random.default_rng(16)
+    edges = fixed_edges(29)  # np.linspace(-1, 1, 30) in float64, cast to float32
+    np.testing.assert_array_equal(edges.numpy(), np.linspace(-1, 1, 30).astype(np.float32))
+    differ = 0
+    for acts in _idnns_cases(rng):
+        y = rng.integers(0, 2, len(acts))
+        ref_xt, ref_ty = _idnns_reference(acts, y)
+        t = torch.from_numpy(acts)[None]
+        i_xt, i_ty = binned_information(t, torch.from_numpy(y), edges, convention="idnns")
+        assert i_xt.item() == pytest.approx(ref_xt, abs=1e-9)
+        assert i_ty.item() == pytest.approx(ref_ty, abs=1e-9)
+        # The same through the general path (int64 words, with weights).
+        w_xt, w_ty = binned_information(t, torch.from_numpy(y), edges, convention="idnns",
+                                        weights=torch.ones(len(acts)))
+        assert w_xt.item() == pytest.approx(ref_xt, abs=1e-9)
+        assert w_ty.item() == pytest.approx(ref_ty, abs=1e-9)
+        # Per value: the original's digitize - 1, with its -1 (below the first edge) the
+        # same category as the last edge's (at or above 1).
+        idx = bin_indices(t, edges, convention="idnns")[0].numpy()
+        np.testing.assert_array_equal(idx, (np.digitize(acts, edges.numpy()) - 1) % 30)
+        clip_xt, _ = binned_information(t, torch.from_numpy(y), fixed_edges(30))
+        differ += abs(clip_xt.item() - ref_xt) > 1e-6
+    assert differ >= len(_idnns_cases(np.random.default_rng(0))) // 2  # the cases matter
+
+
+@pytest.mark.parametrize("n_bins", [3, 29, 100])
+def test_idnns_values_on_and_beyond_the_end_edges(n_bins):
+    # e_k <= t < e_{k+1} inside; every value below e_0 or at or above e_n is category
+    # n_bins, which clip would have put in bins 0 and n_bins - 1.
+    edges = torch.stack([fixed_edges(n_bins), fixed_edges(n_bins, -0.3, 2.9)])
+    below = torch.nextafter(edges, torch.tensor(-math.inf))
+    acts = torch.cat([edges, below, edges - 10, edges + 10], dim=1)[..., None]
+    idx = bin_indices(acts, edges, convention="idnns")[..., 0]
+    k = torch.arange(n_bins + 1)
+    expect_below = torch.where(k == 0, n_bins, k - 1)
+    for m in range(2):
+        row = idx[m].split(n_bins + 1)
+        torch.testing.assert_close(row[0], k)  # e_n itself: the overflow
+        torch.testing.assert_close(row[1], expect_below)
+        assert torch.all(row[2] == n_bins) and torch.all(row[3] == n_bins)
+
+
+def test_a_unit_saturated_at_one_is_set_apart_only_by_idnns():
+    # Half the inputs at exactly 1.0, half just below: the original puts them in two
+    # categories (1 bit); clip puts them in one bin (0 bits).
+    t = torch.full((1, N, 1), 1.0)
+    t[0, ::2] = torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))
+    y = torch.zeros(N, dtype=torch.long)
+    idnns, _ = binned_information(t, y, fixed_edges(29), convention="idnns")
+    clip, _ = binned_information(t, y, fixed_edges(30))
+    assert idnns.item() == pytest.approx(1.0, abs=1e-12)
+    assert clip.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_unknown_convention_is_an_error():
+    with pytest.raises(ValueError, match="bin convention"):
+        binned_information(torch.zeros(1, 4, 1), torch.zeros(4, dtype=torch.long),
+                           fixed_edges(), convention="numpy")
+
+
+def test_fixed_edges_are_numpys_float64_linspace_cast():
+    # torch.linspace in float32 puts the centre edge of [-1, 1] at -5.2e-8, not 0.
+    for n_bins, dtype in [(30, torch.float32), (29, torch.float32), (30, torch.float64)]:
+        want = np.linspace(-1, 1, n_bins + 1).astype(torch.empty(0, dtype=dtype).numpy().dtype)
+        np.testing.assert_array_equal(fixed_edges(n_bins, dtype=dtype).numpy(), want)
+    assert fixed_edges(30)[15].item() == 0.0

@@ -9,9 +9,13 @@ tensors in bits.
 Binning (``theorydl.info.binning``; Shwartz-Ziv & Tishby 2017, Saxe et al. 2018):
     fixed_edges(n_bins=30, lo=-1.0, hi=1.0, *, dtype, device) -> (n_bins + 1,)
     adaptive_edges(acts, n_bins=30) -> (M, n_bins + 1)
-    bin_indices(acts, edges) -> (M, N, units) int64
-    binned_information(acts, y, edges, *, n_classes=2, weights=None) -> (i_xt, i_ty)
-    binned_information_reference(acts, y, edges, *, weights=None)   numpy reference
+    bin_indices(acts, edges, *, convention="clip") -> (M, N, units) int64
+    binned_information(acts, y, edges, *, n_classes=2, weights=None, convention="clip")
+        -> (i_xt, i_ty)
+    binned_information_reference(acts, y, edges, *, weights=None, convention="clip")
+        numpy reference
+    CONVENTIONS: "clip" (values outside the edges into the end bins) and "idnns" (into
+        one overflow category, as the original IB code)
 
 Pairwise-distance bounds for Gaussian-noise layers (``theorydl.info.kde``;
 Kolchinsky & Tracey 2017 as used by Saxe et al. 2018):
@@ -27,6 +31,7 @@ host-side numpy on logged norms):
 """
 
 from theorydl.info.binning import (
+    CONVENTIONS,
     adaptive_edges,
     bin_indices,
     binned_information,
@@ -37,6 +42,7 @@ from theorydl.info.kde import KDEBounds, kde_information
 from theorydl.info.snr import ChangePoint, drift_diffusion_epoch, fit_change_point, snr_ratio
 
 __all__ = [
+    "CONVENTIONS",
     "ChangePoint",
     "KDEBounds",
     "adaptive_edges",

@@ -20,25 +20,39 @@ activations pile up in the outer bins; I(X;T) is capped at log2 N (12 bits for t
 4096 patterns) and I(T;Y) at H(Y).
 
 Bins.  Edges are ``n_bins + 1`` equally spaced values ``e_0 < ... < e_n``; value ``t``
-falls in bin ``k`` when ``e_k <= t < e_{k+1}``; values below ``e_0`` go to bin 0 and values
-at or above ``e_n`` to bin ``n_bins - 1`` (out-of-range activations saturate into the
-outer bins, as ``np.digitize`` on the interior edges does).  ``fixed_edges`` reproduces
-the original tanh setting (30 bins on [-1, 1]); ``adaptive_edges`` spans each model's
-observed [min, max] as Saxe et al. did for ReLU layers.
+falls in bin ``k`` when ``e_k <= t < e_{k+1}``.  Two conventions say where the values
+outside ``[e_0, e_n)`` go (``convention``):
 
-Vectorisation.  Each binned row is encoded exactly as an integer in positional notation
-(base ``n_bins`` per unit, base ``n_classes`` for the label, least significant).  With
-uniform weights and ``n_bins**units * n_classes <= 2**53`` (the IB networks: 30 bins, up
-to 10 units) the code is held in a float64, where it is exact, rows are sorted per
-model (numpy's vectorised sort on CPU, on int32 codes when they fit) and the entropies
-come from run lengths.  On CPU the codes are built a few models at a time, straight
-from the activations in their own memory layout (see ``_codes_host``), so that the
-passes over them run in cache.  Otherwise (weights, or wider layers) when the code
-exceeds 2**63 - 1 the units are packed into several int64 words, compared
-lexicographically (no hashing, so no collisions), rows are sorted per model (a stable
-sort per word, least significant word first) and equal neighbours form runs whose
-weights are summed with ``scatter_add``.  There is no loop over samples (nor over
-models, except for those groups on CPU); off CPU there is no host synchronisation.
+- ``"clip"``: values below ``e_0`` go to bin 0 and values at or above ``e_n`` to bin
+  ``n_bins - 1`` (out-of-range activations saturate into the outer bins, as
+  ``np.digitize`` on the interior edges does): ``n_bins`` categories per unit;
+- ``"idnns"``: every value below ``e_0`` and every value at or above ``e_n`` goes to one
+  extra category of its own, index ``n_bins`` (the original IB code, ``ravidziv/IDNNs``:
+  its ``bins[np.digitize(t, bins) - 1]`` maps both to the last edge's value, which no
+  in-range value gets): ``n_bins + 1`` categories per unit.  Its 30 "bins" are the
+  edges ``np.linspace(-1, 1, 30)``, i.e. ``fixed_edges(29)``: 29 bins of width 2/29 plus
+  the overflow category, so a tanh unit saturated at exactly 1.0 is set apart from the
+  bin below while one at exactly -1.0 opens bin 0.
+
+``fixed_edges`` computes its edges in float64 (``np.linspace``, as the original does)
+and casts them to the activations' dtype; ``adaptive_edges`` spans each model's observed
+[min, max] as Saxe et al. did for ReLU layers (there is nothing outside it, so the
+conventions differ only in where the maximum goes: the last bin, or the overflow).
+
+Vectorisation. Each binned row is encoded exactly as an integer in positional notation
+(base the categories per unit, base ``n_classes`` for the label, least significant).
+With uniform weights and ``categories**units * n_classes <= 2**53`` (the IB networks: 30
+per unit, up to 10 units) the code is held in a float64, where it is exact, rows are
+sorted per model (numpy's vectorised sort on CPU, on int32 codes when they fit) and the
+entropies come from run lengths. On CPU the codes are built a few models at a time,
+straight from the activations in their own memory layout (see ``_codes_host``), so that
+the passes over them run in cache (the ``"idnns"`` overflow adds passes only to chunks
+with many values at the end edges: see ``_codes_host``). Otherwise (weights, or wider
+layers) when the code exceeds 2**63 - 1 the units are packed into several int64 words,
+compared lexicographically (no hashing, so no collisions), rows are sorted per model (a
+stable sort per word, least significant word first) and equal neighbours form runs whose
+weights are summed with ``scatter_add``. There is no loop over samples (nor over models,
+except for those groups on CPU); off CPU there is no host synchronisation.
 
 Bin indices on CPU: the arithmetic bin ``floor((t - lo) / width)`` is exact except
 within rounding distance of an interior edge; only those few values are compared with
@@ -55,6 +69,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CONVENTIONS",
     "adaptive_edges",
     "bin_indices",
     "binned_information",
@@ -68,6 +83,17 @@ _FLOAT64_EXACT = 1 << 53  # integers up to here are exact in float64
 # activations (512 KiB in float32): the ~8 passes over them then run in cache, at about
 # half the cost per element of passes over a whole layer of a 50-model stack.
 _CPU_CHUNK_ELEMENTS = 1 << 17
+
+#: Where values outside the edges go: see the module docstring.
+CONVENTIONS = ("clip", "idnns")
+
+
+def _categories(n_bins: int, convention: str) -> int:
+    """Categories per unit: the bins, plus the overflow under ``"idnns"``."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown bin convention {convention!r}; "
+                         f"known: {', '.join(CONVENTIONS)}")
+    return n_bins + (convention == "idnns")
 
 
 def _on_host(device: torch.device) -> bool:
@@ -86,12 +112,17 @@ def fixed_edges(
 ) -> Tensor:
     """Edges of ``n_bins`` equal bins on ``[lo, hi]``, shape ``(n_bins + 1,)``.
 
-    The default (30 bins on [-1, 1]) is the original tanh setting.  Pass ``dtype`` equal
-    to the activations' dtype so that bin membership is decided in that precision.
+    Computed in float64 by ``np.linspace`` (so that the centre edge of a symmetric
+    range is exactly 0 and the edges are those of the original code) and cast to
+    ``dtype``.  Pass ``dtype`` equal to the activations' dtype so that bin membership is
+    decided in that precision.  30 bins on [-1, 1] is the ``"clip"`` convention's tanh
+    setting; the original's (``"idnns"``) is ``fixed_edges(29)``, the edges
+    ``np.linspace(-1, 1, 30)``.
     """
     if n_bins < 1 or not hi > lo:
         raise ValueError(f"need n_bins >= 1 and hi > lo, got {n_bins}, [{lo}, {hi}]")
-    return torch.linspace(lo, hi, n_bins + 1, dtype=dtype, device=device)
+    edges = torch.from_numpy(np.linspace(float(lo), float(hi), n_bins + 1))
+    return edges.to(dtype=dtype, device=device)
 
 
 @torch.no_grad()
@@ -226,26 +257,39 @@ def _bins_float(acts: Tensor, edges: Tensor) -> Tensor | None:
 
 
 @torch.no_grad()
-def bin_indices(acts: Tensor, edges: Tensor) -> Tensor:
-    """Bin index of every activation, int64 (M, N, units) in ``[0, n_bins)``.
+def bin_indices(acts: Tensor, edges: Tensor, *, convention: str = "clip") -> Tensor:
+    """Bin index of every activation, int64 (M, N, units).
 
     ``acts``: (M, N, units); ``edges``: equally spaced, (n_bins + 1,) shared by all
     models or (M, n_bins + 1) per model (as ``fixed_edges`` / ``adaptive_edges`` make
-    them).  Membership follows the given edge values exactly (``e_k <= t < e_{k+1}``,
-    saturating at both ends); see the module docstring.
+    them).  Membership follows the given edge values exactly (``e_k <= t < e_{k+1}``);
+    out-of-range values saturate into bins 0 and ``n_bins - 1`` (``"clip"``, indices in
+    ``[0, n_bins)``) or go to the overflow category ``n_bins`` (``"idnns"``, indices in
+    ``[0, n_bins]``); see the module docstring.
     """
+    overflow = _categories(edges.shape[-1] - 1, convention) > edges.shape[-1] - 1
     fast = _bins_float(acts, edges)
     if fast is not None:
-        return fast.to(torch.int64)
-    e, n_bins, lo, width = _edge_table(acts, edges)
-    # Arithmetic guess, then a one-step correction against the actual edge values: a
-    # binary search over the edges (searchsorted) costs several times more on CPU, and
-    # for equal spacing the guess is off by at most one bin from rounding.  A zero-width
-    # range (constant layer) has all edges equal: everything goes to the last bin.
-    guess = torch.where(width > 0, (acts - lo) / width, float(n_bins))
-    idx = guess.floor_().clamp_(0, n_bins - 1).to(torch.int64)
-    flat = _exact_bins(acts.reshape(acts.shape[0], -1), idx.reshape(acts.shape[0], -1), e, None)
-    return flat.reshape(acts.shape)
+        idx = fast.to(torch.int64)
+    else:
+        e, n_bins, lo, width = _edge_table(acts, edges)
+        # Arithmetic guess, then a one-step correction against the actual edge values:
+        # a binary search over the edges (searchsorted) costs several times more on CPU,
+        # and for equal spacing the guess is off by at most one bin from rounding.  A
+        # zero-width range (constant layer) has all edges equal: everything goes to the
+        # last bin.
+        guess = torch.where(width > 0, (acts - lo) / width, float(n_bins))
+        idx = guess.floor_().clamp_(0, n_bins - 1).to(torch.int64)
+        flat = _exact_bins(acts.reshape(acts.shape[0], -1), idx.reshape(acts.shape[0], -1),
+                           e, None)
+        idx = flat.reshape(acts.shape)
+    if overflow:
+        # (Not a hot path: the estimators' CPU path folds the overflow into its codes.)
+        e = edges.to(acts.dtype)
+        e = e.expand(acts.shape[0], -1) if e.dim() == 1 else e
+        outside = (acts < e[:, :1, None]) | (acts >= e[:, -1:, None])
+        idx = idx.masked_fill(outside, e.shape[-1] - 1)
+    return idx
 
 
 def _word_layout(n_digits: int, base: int, last_base: int) -> list[list[int]]:
@@ -299,6 +343,7 @@ def binned_information(
     *,
     n_classes: int = 2,
     weights: Tensor | None = None,
+    convention: str = "clip",
 ) -> tuple[Tensor, Tensor]:
     """Binned I(X;T) and I(T;Y) for every model of a stack, in bits.
 
@@ -314,6 +359,9 @@ def binned_information(
             here to sum to 1).  ``None`` means uniform, the setting of the original
             experiment.  With weights, I(X;T) = H(T) still holds (T is deterministic
             in X) provided the rows are distinct inputs.
+        convention: where values outside the edges go, ``"clip"`` (the outer bins) or
+            ``"idnns"`` (one overflow category, as the original code); see the module
+            docstring.
 
     Returns:
         ``(i_xt, i_ty)``, each float64 (M,) on ``acts.device``.  ``0 <= i_xt <= log2 N``
@@ -321,10 +369,10 @@ def binned_information(
         docstring (bin-width dependence, cap at log2 N).
     """
     m, n, units = acts.shape
-    n_bins = edges.shape[-1] - 1
-    if weights is None and n_bins**units * n_classes <= _FLOAT64_EXACT:
-        return _binned_information_uniform(acts, y, edges, n_classes)
-    return _binned_information_words(acts, y, edges, n_classes, weights)
+    n_cat = _categories(edges.shape[-1] - 1, convention)
+    if weights is None and n_cat**units * n_classes <= _FLOAT64_EXACT:
+        return _binned_information_uniform(acts, y, edges, n_classes, convention)
+    return _binned_information_words(acts, y, edges, n_classes, weights, convention)
 
 
 def _entropy_of_runs(starts: Tensor) -> Tensor:
@@ -349,7 +397,8 @@ def _entropy_of_runs(starts: Tensor) -> Tensor:
     return math.log2(n) - clogc.sum(dim=1) / n
 
 
-def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.ndarray | None:
+def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int,
+                convention: str = "clip") -> np.ndarray | None:
     """Exact integer codes of the binned rows with their labels, (M, N) numpy, on CPU.
 
     The bins follow ``_bins_float`` (exact), computed for a few models at a time (about
@@ -370,18 +419,36 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.nd
     value corrects its row's code by the difference between its compared and its
     arithmetic bin.  int32 when the codes fit (numpy sorts them about twice as fast as
     float64), else float64.  None where ``_fast_bin_params`` does not apply.
+
+    The ``"idnns"`` overflow takes no extra pass in general: y is clamped to [0, n_bins
+    + 1/2 + s] instead, so a value far above ``e_n`` lands in the middle of category
+    ``n_bins`` (unflagged), and the end edges are flagged like interior ones (a value below
+    ``e_0`` is clamped to y = 0, flagged, and compared with ``e_0``: overflow).  Values
+    exactly at ``e_0`` or ``e_n`` (a tanh saturated at exactly -1 or 1, common in the
+    compressed regime) would all be flagged; but y is a non-decreasing function of t
+    (a rounded product, then a rounded sum), so where the float just below each end
+    edge maps strictly below that edge's own y (checked here, per model), y equal to
+    the end edge's y means t at or above that edge: such values already have their
+    arithmetic bin (0, or the overflow), and where they are many (more than one in 16
+    of a chunk flagged) two comparisons over the chunk drop them before the per-value
+    corrections.
     """
     params = _fast_bin_params(acts, edges)
     if params is None:
         return None
     e, n_bins, inv, off, delta = params
     m, n, units = acts.shape
+    n_cat = _categories(n_bins, convention)
+    overflow = n_cat > n_bins
     shift = 1.5 * float(delta.max())
-    low, high = 0.5 + shift, n_bins - 0.5 + shift  # bins 0 and n_bins - 1, 1/2 from edges
+    if overflow:  # below e_0: y = 0, flagged; far above e_n: the overflow's middle
+        low, high = 0.0, n_bins + 0.5 + shift
+    else:  # bins 0 and n_bins - 1, 1/2 from edges
+        low, high = 0.5 + shift, n_bins - 0.5 + shift
     off = off + shift
-    card = n_bins**units * n_classes
+    card = n_cat**units * n_classes
     dtype = acts.dtype if acts.dtype == torch.float32 and card <= 1 << 24 else torch.float64
-    place = torch.tensor([float(n_bins**p * n_classes) for p in reversed(range(units))],
+    place = torch.tensor([float(n_cat**p * n_classes) for p in reversed(range(units))],
                          dtype=dtype)
     codes = torch.empty(m, n, dtype=dtype)
     g = max(1, min(m, _CPU_CHUNK_ELEMENTS // max(1, n * units)))
@@ -392,6 +459,22 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.nd
     # (units,); matmul on the transposed view would copy it first.
     feature_major = units > 1 and acts.stride(1) == 1
     order = (0, 2, 1) if feature_major else (0, 1, 2)
+    inv_np, off_np = inv.numpy()[:, 0, 0], off.numpy()[:, 0, 0]
+
+    def y_of(t: np.ndarray, model) -> np.ndarray:
+        # The y of the torch passes below (the same IEEE operations give the same y).
+        return np.clip(t * inv_np[model] + off_np[model], low, high)
+
+    ends = None
+    if overflow:
+        # y at the end edges, per model, where it decides membership on its own: NaN
+        # (never equal) where it does not.
+        every = np.arange(m)
+        below = np.nextafter(e[:, [0, n_bins]], e.dtype.type(-np.inf))
+        y_end = np.stack([y_of(e[:, 0], every), y_of(e[:, n_bins], every)], axis=1)
+        y_below = np.stack([y_of(below[:, 0], every), y_of(below[:, 1], every)], axis=1)
+        decides = (y_below < y_end) & (np.floor(y_end) == [0, n_bins])
+        ends = np.where(decides, y_end, np.nan).astype(e.dtype)
 
     def buffers(size: int) -> tuple[Tensor, ...]:
         x = torch.empty_like(acts[:size])
@@ -401,17 +484,26 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.nd
         wide = bins if dtype == acts.dtype else torch.empty_like(x, dtype=dtype)
         operand = wide.permute(0, 2, 1) if feature_major else wide
         return (x, frac, bins, wide, operand, place.expand(size, 1, units),
-                frac.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool))
+                frac.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool),
+                x.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool))
 
     full, last = buffers(g), (buffers(m % g) if m % g else None)
-    flagged = []
+    codes_np, place_np = codes.numpy(), place.numpy()
+    acts_np = acts.detach().permute(order).numpy()  # a view (host memory)
+    per_model = acts_np.shape[1] * acts_np.shape[2]
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        # C order of a view: its memory order when dense (then without a copy).
+        return a.reshape(-1) if a.flags.c_contiguous else a.flat
+
     for m0 in range(0, m, g):
         m1 = min(m, m0 + g)
-        x, frac, bins, wide, operand, place_rows, frac_np, near = full if m1 - m0 == g else last
+        (x, frac, bins, wide, operand, place_rows, frac_np, near,
+         x_np, other) = full if m1 - m0 == g else last
         # x is the docstring's shifted y.  mul then add: addcmul with broadcast factors
         # costs four times as much.
         torch.mul(acts[m0:m1], inv[m0:m1], out=x).add_(off[m0:m1]).clamp_(low, high)
-        torch.frac(x, out=frac)  # x > 0: x - floor(x), exactly
+        torch.frac(x, out=frac)  # x >= 0: x - floor(x), exactly
         torch.sub(x, frac, out=bins)  # floor(x), exactly
         if wide is not bins:
             wide.copy_(bins)
@@ -420,27 +512,38 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int) -> np.nd
         else:
             torch.matmul(operand, place, out=codes[m0:m1])
         # The flags in numpy (its comparison is vectorised, torch's into bool is not),
-        # as flat indices of acts in memory order.
-        where = np.flatnonzero(np.less(frac_np, 2 * shift, out=near))
-        if where.size:
-            flagged.append(where + m0 * n * units)
+        # as flat indices of the chunk in the permuted (memory) order.
+        np.less(frac_np, 2 * shift, out=near)
+        if ends is not None and np.count_nonzero(near) > near.size // 16:
+            # Many flags: values at the end edges (saturated units); those whose y
+            # decides are not flagged (see the docstring).  Two passes, so only here:
+            # a few flagged values cost less to correct than the passes.
+            for j in range(2):
+                np.logical_and(near, np.not_equal(x_np, ends[m0:m1, j, None, None],
+                                                  out=other), out=near)
+        where = np.flatnonzero(near)
+        if not where.size:
+            continue
+        # The flagged values, while the chunk is in cache: bin k if t >= e_k, else
+        # k - 1 (under "idnns", -1 is the overflow), with k = floor(y) the arithmetic
+        # bin.  Their rows' codes change by the difference, times the unit's place.
+        k = flat(x_np)[where].astype(np.intp)  # y >= 0: the floor
+        t = flat(acts_np[m0:m1])[where]
+        model, rest = np.divmod(where, per_model)
+        model += m0
+        exact = np.where(t >= e[model, k], k, k - 1)
+        if overflow:
+            exact[exact < 0] = n_bins
+        change = exact - k
+        fix = np.flatnonzero(change)
+        if fix.size:
+            if feature_major:
+                u, i = np.divmod(rest[fix], n)
+            else:
+                i, u = np.divmod(rest[fix], units)
+            np.add.at(codes_np.reshape(-1), model[fix] * n + i,
+                      (change[fix] * place_np[u]).astype(codes_np.dtype))
     codes.add_(y.to(dtype))
-    codes_np = codes.numpy()
-    if flagged:
-        # The flagged values (x recomputed in numpy: the same IEEE float operations give
-        # the same x): bin k if t >= e_k, else k - 1.  Their rows' codes change by the
-        # difference to the arithmetic bin k = floor(x), times the unit's place.
-        shape = tuple(acts.shape[d] for d in order)
-        model, i, u = np.unravel_index(np.concatenate(flagged), shape)
-        if feature_major:
-            i, u = u, i
-        t = acts.detach().numpy()[model, i, u]
-        x = np.clip(t * inv.numpy()[model, 0, 0] + off.numpy()[model, 0, 0], low, high)
-        k = np.floor(x).astype(np.intp)
-        change = np.where(t >= e[model, k], k, k - 1) - k
-        fix = change != 0
-        np.add.at(codes_np, (model[fix], i[fix]),
-                  (change[fix] * place.numpy()[u[fix]]).astype(codes_np.dtype))
     return codes_np.astype(np.int32) if card <= 1 << 31 else codes_np
 
 
@@ -502,7 +605,7 @@ def _sorted_run_entropies(codes: np.ndarray, n_classes: int) -> tuple[np.ndarray
 
 
 def _binned_information_uniform(
-    acts: Tensor, y: Tensor, edges: Tensor, n_classes: int
+    acts: Tensor, y: Tensor, edges: Tensor, n_classes: int, convention: str = "clip"
 ) -> tuple[Tensor, Tensor]:
     """``binned_information`` with uniform weights when the codes fit float64's 53 bits.
 
@@ -513,20 +616,20 @@ def _binned_information_uniform(
     run lengths give the entropies.
     """
     m, n, units = acts.shape
-    n_bins = edges.shape[-1] - 1
+    n_cat = _categories(edges.shape[-1] - 1, convention)
     device = acts.device
     y = y.to(device=device, dtype=torch.int64)
     p_y = torch.zeros(n_classes, dtype=torch.float64, device=device).scatter_add_(
         0, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=device))
     h_y = torch.where(p_y > 0, -p_y * torch.log2(p_y.clamp_min(1e-300)), 0.0).sum()
-    codes_np = _codes_host(acts, y, edges, n_classes)
+    codes_np = _codes_host(acts, y, edges, n_classes, convention)
     if codes_np is not None:
         h_t, h_ty = map(torch.from_numpy,
                         _sorted_run_entropies(np.sort(codes_np, axis=1), n_classes))
         return h_t, h_t + h_y - h_ty
     # (Here _fast_bin_params does not apply, or the device is not the CPU.)
-    bins = bin_indices(acts, edges).double()
-    place = torch.tensor([float(n_bins**p * n_classes) for p in reversed(range(units))],
+    bins = bin_indices(acts, edges, convention=convention).double()
+    place = torch.tensor([float(n_cat**p * n_classes) for p in reversed(range(units))],
                          dtype=torch.float64)
     codes = torch.matmul(bins, place.to(device)).add_(y.double())  # (M, N), label last
     if _on_host(device):
@@ -544,20 +647,21 @@ def _binned_information_uniform(
 
 
 def _binned_information_words(
-    acts: Tensor, y: Tensor, edges: Tensor, n_classes: int, weights: Tensor | None
+    acts: Tensor, y: Tensor, edges: Tensor, n_classes: int, weights: Tensor | None,
+    convention: str = "clip",
 ) -> tuple[Tensor, Tensor]:
     """General path of ``binned_information``: int64 words, any weights."""
     m, n, units = acts.shape
-    n_bins = edges.shape[-1] - 1
+    n_cat = _categories(edges.shape[-1] - 1, convention)
     device = acts.device
-    bins = bin_indices(acts, edges)
+    bins = bin_indices(acts, edges, convention=convention)
     # Digit position p < units is unit p's bin; position ``units`` is the label.
     columns = [bins[..., p] for p in range(units)]
     columns.append(y.to(device=device, dtype=torch.int64).expand(m, n))
-    bases = [n_bins] * units + [n_classes]
+    bases = [n_cat] * units + [n_classes]
     codes = [
         _encode([columns[p] for p in word], [bases[p] for p in word])
-        for word in _word_layout(units, n_bins, n_classes)
+        for word in _word_layout(units, n_cat, n_classes)
     ]
 
     # Lexicographic order over the words: stable sorts from least to most significant.
@@ -596,14 +700,18 @@ def binned_information_reference(
     edges: np.ndarray,
     *,
     weights: np.ndarray | None = None,
+    convention: str = "clip",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Slow exact reference for ``binned_information`` (numpy, loop over models).
 
     Same arguments and conventions (``acts`` (M, N, units), ``edges`` (n_bins + 1,) or
-    (M, n_bins + 1), optional ``weights`` p(x)); bins with ``np.digitize`` on the
-    interior edges, counts distinct rows with ``np.unique(axis=0)`` and uses
-    I(T;Y) = H(T) - sum_y p(y) H(T | Y=y).  Returns float64 arrays (M,) in bits.
+    (M, n_bins + 1), optional ``weights`` p(x), ``convention``); bins with
+    ``np.digitize`` on the interior edges (``"idnns"``: then values below the first edge
+    or at or above the last one set apart), counts distinct rows with
+    ``np.unique(axis=0)`` and uses I(T;Y) = H(T) - sum_y p(y) H(T | Y=y).  Returns
+    float64 arrays (M,) in bits.
     """
+    overflow = _categories(np.shape(edges)[-1] - 1, convention) > np.shape(edges)[-1] - 1
     acts = np.asarray(acts)
     y = np.asarray(y)
     m, n, _ = acts.shape
@@ -620,7 +728,10 @@ def binned_information_reference(
     i_xt = np.empty(m)
     i_ty = np.empty(m)
     for k in range(m):
-        binned = np.digitize(acts[k], edges[k][1:-1].astype(acts.dtype), right=False)
+        e = edges[k].astype(acts.dtype)
+        binned = np.digitize(acts[k], e[1:-1], right=False)
+        if overflow:
+            binned[(acts[k] < e[0]) | (acts[k] >= e[-1])] = len(e) - 1
         h_t = entropy(binned, w)
         h_t_given_y = 0.0
         for c in np.unique(y):
