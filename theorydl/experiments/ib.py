@@ -50,10 +50,23 @@ class IBDataConfig(Section):
 
 class IBEstimatorConfig(Section):
     bins: int = Field(default=30, ge=2, le=1000)
-    """Fixed binning: equal bins on bin_range (the original: 30 on [-1, 1])."""
+    """Fixed binning: categories per unit (the original: 30, its ``num_of_bins``); how
+    they cover bin_range is bin_convention's."""
+    bin_convention: Literal["idnns", "clip"] = "idnns"
+    """How the fixed bins cover bin_range [lo, hi] (edges: np.linspace in float64, cast
+    to the activations' float32; a value t is in bin k when e_k <= t < e_{k+1}).
+    ``idnns``, the original code's (ravidziv/IDNNs, get_information): edges
+    np.linspace(lo, hi, bins), so bins - 1 equal bins of width (hi - lo) / (bins - 1),
+    and every value below lo or at or above hi in one extra category of its own (its
+    ``bins[np.digitize(t, bins) - 1]`` maps both to the last edge's value): a tanh unit
+    at exactly 1.0 is set apart from the bin below, one at exactly -1.0 opens the first
+    bin, and a ReLU unit's values >= hi are one category.  ``clip`` (theorydl's before
+    IB version 3): edges np.linspace(lo, hi, bins + 1), so bins equal bins of width
+    (hi - lo) / bins; values below lo go to the first bin, values at or above hi to the
+    last.  Adaptive bins are unaffected."""
     bin_range: list[float] = Field(default_factory=lambda: [-1.0, 1.0], min_length=2,
                                    max_length=2)
-    """Range [lo, hi] of the fixed bins; activations outside fall in the edge bins."""
+    """Range [lo, hi] of the fixed bins; where values outside go: bin_convention."""
     adaptive_bins: int = Field(default=30, ge=2, le=1000)
     """Adaptive binning: equal bins between each layer's min and max (Saxe et al.)."""
     kde_noise_variance: float = Field(default=0.1, gt=0.0)
@@ -155,7 +168,9 @@ def _kde_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 class IB(StackedExperiment):
     name = "ib"
-    version = 2  # 2: log-spaced sampling of estimate epochs fixed
+    # 2: log-spaced sampling of estimate epochs fixed; 3: fixed bins by bin_convention
+    # (default: the original's), their edges computed in float64
+    version = 3
     section = IBConfig
     stages = {
         "data": Stage(reads=("data",), writes=("data",)),
@@ -288,7 +303,10 @@ def train_ib_stack(trials, cfg: IBConfig, device=None) -> tuple[list[tuple[str, 
     est = torch.full((len(epochs), len(ESTIMATORS), n_layers, m, 2), math.nan,
                      dtype=torch.float64, device=device)
     test_acc = torch.full((len(epochs), m), math.nan, dtype=torch.float64, device=device)
-    edges = fixed_edges(cfg.estimators.bins, *cfg.estimators.bin_range, device=device)
+    convention = cfg.estimators.bin_convention
+    # idnns: `bins` categories are bins - 1 bins plus the overflow (see IBEstimatorConfig).
+    edges = fixed_edges(cfg.estimators.bins - (convention == "idnns"),
+                        *cfg.estimators.bin_range, device=device)
     slot = {e: k for k, e in enumerate(epochs)}
 
     def estimate(e: int, st) -> None:
@@ -313,7 +331,8 @@ def train_ib_stack(trials, cfg: IBConfig, device=None) -> tuple[list[tuple[str, 
             if device.type != "cpu" or not bool(finite.all()):
                 acts = torch.where(finite[:, None, None], acts, torch.zeros_like(acts))
                 adaptive = adaptive.masked_fill(~finite[:, None], 0.0)
-            est[k, 0, l] = torch.stack(binned_information(acts, y, edges), dim=-1)
+            est[k, 0, l] = torch.stack(binned_information(acts, y, edges,
+                                                          convention=convention), dim=-1)
             est[k, 1, l] = torch.stack(binned_information(acts, y, adaptive), dim=-1)
             # (Advanced indexing gathers from the transposed views about three times
             # faster than index_select.)
