@@ -145,7 +145,7 @@ def analyze(params: Params, name: str) -> dict[str, Any]:
     exp = experiments.get(name)
     cfg = exp.config(params)
     table = pq.read_table(exp.trials_path(cfg))
-    metrics = exp.analyze(table, cfg, params)
+    metrics = exp.record_claims(exp.analyze(table, cfg, params), cfg)
     _mirror(params, exp, cfg, "analyze", metrics,
             trial_ids=sorted(set(table["trial_id"].to_pylist())))
     return metrics

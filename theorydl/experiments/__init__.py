@@ -6,7 +6,7 @@ every module of the package on first use and register each such class, so there 
 list to edit. An experiment defined elsewhere (a test's toy) is added with
 :func:`register`.
 
-Public: :class:`Experiment`, :class:`Stage`, :class:`Plot`, :class:`Unit`,
+Public: :class:`Experiment`, :class:`Stage`, :class:`Plot`, :class:`Claim`, :class:`Unit`,
 :func:`run_each`, :func:`get`, :func:`names`, :func:`register`.
 """
 
@@ -14,9 +14,10 @@ import importlib
 import inspect
 import pkgutil
 
-from theorydl.experiments.base import Experiment, Plot, Stage, Unit, run_each
+from theorydl.experiments.base import Claim, Experiment, Plot, Stage, Unit, run_each
 
-__all__ = ["Experiment", "Plot", "Stage", "Unit", "run_each", "get", "names", "register"]
+__all__ = ["Claim", "Experiment", "Plot", "Stage", "Unit", "run_each", "get", "names",
+           "register"]
 
 _REGISTRY: dict[str, Experiment] = {}
 _discovered = False

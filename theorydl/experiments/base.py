@@ -22,11 +22,12 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from theorydl.config import Params, Paths, Section
+from theorydl.experiments.claims import Claim, check_claims
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
 
-__all__ = ["Experiment", "Plot", "Stage", "StageError", "STAGE_KINDS", "Unit", "run_each",
-           "utcnow", "error_text"]
+__all__ = ["Claim", "Experiment", "Plot", "Stage", "StageError", "STAGE_KINDS", "Unit",
+           "run_each", "utcnow", "error_text"]
 
 STAGE_KINDS = ("data", "search", "train", "analyze")
 """The stages an experiment may have, in the order they run (`pipelines/<kind>.py`)."""
@@ -109,6 +110,11 @@ class Experiment(abc.ABC):
     path that no other stage writes."""
     plots: ClassVar[Mapping[str, Plot]] = {}
     """`dvc plots` definitions, by id."""
+    claims: ClassVar[Sequence[Claim]] = ()
+    """The published claims the experiment re-measures, each over a key of the metrics
+    that ``analyze`` returns (:mod:`theorydl.experiments.claims`). The analyze stage
+    adds their verdicts to the metrics file (:meth:`record_claims`), and reads the
+    section keys of their ``scale``."""
 
     def pipeline(self) -> dict[str, Stage]:
         """The declared stages, completed as :attr:`stages` says, in the order they run."""
@@ -125,8 +131,10 @@ class Experiment(abc.ABC):
             out["analyze"] = replace(analyze, needs=tuple(dict.fromkeys(("trials",
                                                                          *analyze.needs))))
         written = {k for s in out.values() for k in s.writes}
+        scale = (k for c in self.claims for k in c.scale)
         out["analyze"] = replace(out["analyze"], writes=(
-            *out["analyze"].writes, *(k for k in keys if k not in written)))
+            *out["analyze"].writes, *(k for k in keys if k not in written)),
+            reads=tuple(dict.fromkeys((*out["analyze"].reads, *scale))))
         return out
 
     @classmethod
@@ -172,6 +180,20 @@ class Experiment(abc.ABC):
     @abc.abstractmethod
     def analyze(self, table: pa.Table, cfg: Section, params: Params) -> dict[str, Any]:
         """Write metrics, plot data and figures from the train stage's table; return metrics."""
+
+    def record_claims(self, metrics: dict[str, Any], cfg: Section) -> dict[str, Any]:
+        """``metrics`` with a ``claims`` entry (each claim's measured value and verdict)
+        added and written to ``paths.metrics``, for `dvc metrics show` and the report;
+        unchanged where the experiment declares no claims."""
+        if not self.claims:
+            return metrics
+        import json
+
+        from theorydl.store.store import write_text_atomic
+
+        out = {**metrics, "claims": check_claims(self.claims, metrics, cfg)}
+        write_text_atomic(cfg.paths.metrics, json.dumps(out, indent=2) + "\n")
+        return out
 
     def outputs(self, cfg: Section) -> Mapping[str, str]:
         """Named output paths that the report may embed; a folder that exists stands for

@@ -2,6 +2,8 @@
 
 It is a view of the analysis outputs: figures, metrics, result tables, the params
 section each came from, and the git commit of the code. Nothing in it is computed here.
+It opens with one table of every published claim of every experiment: measured beside
+published, and the verdict the analysis wrote (:mod:`theorydl.experiments.claims`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from theorydl.config import Params
 from theorydl.provenance import git_state
 from theorydl.store.store import write_text_atomic
 
-__all__ = ["build_report", "embeds"]
+__all__ = ["build_report", "claims_table", "embeds"]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;
 text-align:right}th{background:#f3f3f3}img{max-width:100%}pre{background:#f7f7f7;
-padding:.6em;overflow:auto}.meta{color:#666;font-size:90%}"""
+padding:.6em;overflow:auto}.meta{color:#666;font-size:90%}td.l{text-align:left}
+.reproduced{background:#e3f4e3}.not-reproduced{background:#f9e0e0}
+.not-checkable{background:#f3f3f3}"""
 
 
 def _csv_table(path: Path) -> str:
@@ -39,6 +43,58 @@ def _csv_table(path: Path) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _published(entry: dict) -> str:
+    """The published value or bound as the claim compares with it: "≥ 0.1", "0 ± 1e-06"."""
+    value, tol = entry.get("published"), entry.get("tolerance") or 0
+    if not isinstance(value, (int, float)):
+        return str(value)
+    op = {"<=": "≤ ", ">=": "≥ "}.get(entry.get("op"), "")
+    return f"{op}{value:g}" + (f" ± {tol:g}" if tol else "")
+
+
+def claims_table(claims: list[tuple[str, str, dict | None]]) -> str:
+    """One HTML table of claims: ``(experiment, claim id, entry)`` per row, the entry as
+    the analysis wrote it in the metrics' ``claims`` (None where the experiment has not
+    been analysed: the claim is listed, with no verdict yet)."""
+    head = ("<tr><th>experiment</th><th>claim</th><th>source</th><th>published</th>"
+            "<th>measured</th><th>verdict</th><th>meaningful at</th><th>notes</th></tr>")
+    rows = []
+    for experiment, claim_id, entry in claims:
+        e = entry or {}
+        verdict = e.get("verdict") or "not analysed yet"
+        css = {"reproduced": "reproduced", "not reproduced": "not-reproduced"}.get(
+            verdict, "not-checkable")
+        measured = e.get("measured")
+        esc = html.escape
+        cells = [
+            ("l", esc(experiment)),
+            ("l", f"{esc(str(e.get('claim', '')))} <span class=meta>({esc(claim_id)})</span>"),
+            ("l", esc(str(e.get("source", "")))),
+            ("", esc(_published(e)) if entry else ""),
+            ("", "" if measured is None else esc(f"{measured:g}")),
+            ("", esc(verdict)),
+            ("", esc(f"{e['profile']} profile") if entry else ""),
+            ("l", esc("; ".join(x for x in (e.get("why"), e.get("note")) if x))),
+        ]
+        rows.append(f"<tr class={css}>" + "".join(
+            f"<td class={c}>{text}</td>" if c else f"<td>{text}</td>" for c, text in cells)
+            + "</tr>")
+    if not rows:
+        return "<p>No experiment declares claims.</p>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _claims_of(exp, cfg) -> list[tuple[str, str, dict | None]]:
+    """An experiment's claims with the entries its metrics file holds."""
+    if not exp.claims:
+        return []
+    written: dict = {}
+    path = Path(cfg.paths.metrics) if getattr(cfg, "paths", None) is not None else None
+    if path is not None and path.is_file():
+        written = json.loads(path.read_text()).get("claims") or {}
+    return [(exp.name, c.id, written.get(c.id)) for c in exp.claims]
+
+
 def _metrics_table(path: Path) -> str:
     def flat(prefix: str, value, out: list) -> None:
         if isinstance(value, dict):
@@ -47,7 +103,9 @@ def _metrics_table(path: Path) -> str:
         else:
             out.append((prefix, value))
     items: list = []
-    flat("", json.loads(path.read_text()), items)
+    metrics = json.loads(path.read_text())
+    metrics.pop("claims", None)  # in the claims table at the top
+    flat("", metrics, items)
     body = "".join(f"<tr><td style='text-align:left'>{html.escape(k)}</td>"
                    f"<td>{html.escape(str(v))}</td></tr>" for k, v in items)
     return f"<table><tr><th>metric</th><th>value</th></tr>{body}</table>"
@@ -66,12 +124,20 @@ def build_report(params: Params) -> Path:
     parts = [f"<h1>theorydl report</h1><p class=meta>generated "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from commit "
              f"<code>{sha or 'unknown'}</code>{' (uncommitted changes)' if dirty else ''}</p>"]
+    shown_experiments = []
     for name in experiments.names():
         exp = experiments.get(name)
         try:
             cfg = exp.config(params)
         except Exception:  # noqa: BLE001 - a section absent from params is simply skipped
             continue
+        shown_experiments.append((exp, cfg))
+    claims = [row for exp, cfg in shown_experiments for row in _claims_of(exp, cfg)]
+    parts.append("<h2>Claims</h2><p class=meta>Published claims re-measured; a verdict "
+                 "counts only at the scale (profile) where the check is meaningful, and "
+                 "the measured value is shown either way.</p>" + claims_table(claims))
+    for exp, cfg in shown_experiments:
+        name = exp.name
         parts.append(f"<h2>{html.escape(name)}</h2>")
         outputs = {k: Path(v) for k, v in exp.outputs(cfg).items()}
         shown = False

@@ -1,0 +1,73 @@
+"""The report opens with one table of every claim of every experiment."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from theorydl import experiments
+from theorydl.params import load_params
+from theorydl.report.html import build_report, claims_table
+
+FAKE = [
+    ("census", "threshold_n4", {
+        "claim": "one unit realises 1882 functions of 4 inputs", "source": "OEIS A000609",
+        "metric": "threshold.n_realizable.4", "op": "==", "published": 1882,
+        "tolerance": 0.0, "measured": 1882, "verdict": "reproduced", "profile": "default",
+        "why": "", "note": ""}),
+    ("ib", "relu_does_not_compress_bin", {
+        "claim": "ReLU layers do not compress <bin>", "source": "Saxe et al. 2018",
+        "metric": "relu.bin.max_hidden_compression_bits", "op": "<=", "published": 0.0,
+        "tolerance": 0.1, "measured": 1.4, "verdict": "not reproduced", "profile": "paper",
+        "why": "", "note": "fixed bins"}),
+    ("ib", "tanh_snr_drift_to_diffusion", {
+        "claim": "SNR drops", "source": "Shwartz-Ziv & Tishby 2017",
+        "metric": "tanh.snr_transition_fraction", "op": ">=", "published": 1.0,
+        "tolerance": 0.0, "measured": 0.8, "verdict": "not checkable at this scale",
+        "profile": "paper", "why": "n_seeds = 4, needs 50", "note": ""}),
+    ("samdp", "greedy_consistency_top_over_bottom", None),
+]
+
+
+def _rows(page: str) -> list[list[str]]:
+    table = page[page.index("<table>"):page.index("</table>")]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table)
+    return [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)]
+            for r in rows[1:]]
+
+
+def test_claims_table_shows_published_measured_and_verdict():
+    rows = _rows(claims_table(FAKE))
+    assert len(rows) == 4
+    assert rows[0][0] == "census" and rows[0][3] == "1882" and rows[0][4] == "1882"
+    assert rows[0][5] == "reproduced" and rows[0][6] == "default profile"
+    assert rows[1][3] == "≤ 0 ± 0.1" and rows[1][4] == "1.4"
+    assert rows[1][5] == "not reproduced" and rows[1][7] == "fixed bins"
+    assert "&lt;bin&gt;" in claims_table(FAKE)  # escaped
+    assert rows[2][3] == "≥ 1" and rows[2][5] == "not checkable at this scale"
+    assert rows[2][7] == "n_seeds = 4, needs 50"
+    assert rows[3][0] == "samdp" and rows[3][5] == "not analysed yet" and rows[3][4] == ""
+
+
+def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative output paths: nothing analysed here but census
+    params = load_params(repo_root / "params.yaml", {"report": {"path": "report.html"}})
+    census = experiments.get("census")
+    metrics = {"threshold": {"n_realizable": {"4": 1882}},
+               "claims": {"threshold_n4": FAKE[0][2]}}
+    path = tmp_path / census.config(params).paths.metrics
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(metrics))
+    page = build_report(params).read_text()
+    assert page.index("<h2>Claims</h2>") < page.index("<h2>census</h2>")
+    rows = _rows(page[page.index("<h2>Claims</h2>"):])
+    declared = [(n, c.id) for n in experiments.names() for c in experiments.get(n).claims]
+    assert len(rows) == len(declared)
+    by_claim = {(r[0], r[1].rsplit("(", 1)[-1].rstrip(")")): r for r in rows}
+    assert set(by_claim) == set(declared)
+    assert by_claim["census", "threshold_n4"][5] == "reproduced"
+    assert by_claim["census", "threshold_n3"][5] == "not analysed yet"
+    # The census metrics table below does not repeat the claims.
+    census_part = page[page.index("<h2>census</h2>"):]
+    assert "claims." not in census_part and "threshold.n_realizable.4" in census_part
