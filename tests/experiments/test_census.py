@@ -45,6 +45,13 @@ def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
     metrics = Census().analyze(table, cfg, params=None)
     assert metrics["threshold"]["n_realizable"] == {"0": 2, "2": 14, "3": 104}
     assert metrics["threshold"]["matches_published"] is True
+    claims = Census().record_claims(metrics, cfg)["claims"]
+    assert {k: e["verdict"] for k, e in claims.items()} == {
+        "threshold_n0": "reproduced", "threshold_n1": "not checkable at this scale",
+        "threshold_n2": "reproduced", "threshold_n3": "reproduced",
+        "threshold_n4": "not checkable at this scale",
+        "threshold_n5": "not checkable at this scale"}
+    assert claims["threshold_n3"]["measured"] == claims["threshold_n3"]["published"] == 104
     assert (tmp_path / "census.png").read_bytes()[:4] == b"\x89PNG"
     plot = (tmp_path / "plot.out").read_text().splitlines()
     assert plot[0] == "n_inputs,log2_all_functions,log2_threshold" and len(plot) == 4

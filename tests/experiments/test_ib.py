@@ -113,6 +113,20 @@ def test_analysis_writes_metrics_plots_and_figures(cfg):
         assert set(entry["bin"]["compression_bits"]) == {"1", "2", "3", "4"}
         assert all(v >= 0 for v in entry["bin"]["compression_bits"].values())
         assert set(entry["epochs_to_label_info"]) == {f"depth_{len(h)}" for h in cfg.hidden}
+        # The claims' summaries: the largest hidden-layer compression (the softmax
+        # output, layer 4 here, left out), the share of hidden layers with an SNR
+        # transition, and the depth correlation (null: fewer than three depths).
+        for est in ("bin", "bin_adaptive", "kde_upper", "kde_lower"):
+            hidden = [entry[est]["compression_bits"][str(l)] for l in (1, 2, 3)]
+            assert entry[est]["max_hidden_compression_bits"] == max(hidden)
+        assert 0 <= entry["snr_transition_fraction"] <= 1
+        assert entry["depth_epochs_spearman"] is None
+    claims = exp.record_claims(metrics, cfg)["claims"]
+    assert set(claims) == {c.id for c in exp.claims}
+    # The test profile is far below the paper's scale: measured, not judged.
+    assert {e["verdict"] for e in claims.values()} == {"not checkable at this scale"}
+    assert claims["tanh_compresses_kde_upper"]["measured"] is not None
+    assert "n_seeds" in claims["tanh_compresses_kde_upper"]["why"]
     for key in ("figure_plane", "figure_epochs", "figure_snr", "figure_depth"):
         assert open(getattr(cfg.paths, key), "rb").read(4) == b"\x89PNG"
     plane = np.genfromtxt(cfg.paths.plane_plot, delimiter=",", names=True, dtype=None,

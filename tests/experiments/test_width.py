@@ -223,6 +223,14 @@ def test_analysis_outputs(cfg):
         assert m["interpolation_width"] == expect and m["largest_width"] == 64
         assert m["test_error_at_largest"] == pytest.approx(g.test_error.iloc[-1], abs=1e-6)
     assert "pathsgd_vs_sgd_at_largest_width" in metrics
+    # The rescaling gap: per optimizer, the largest |balanced - unbalanced| test error.
+    assert {"balanced", "unbalanced"} <= set(off.inits)
+    for opt in off.optimizers:
+        g = agg[agg.optimizer == opt]
+        by = {init: g[g.init == init].set_index("width").test_error
+              for init in ("balanced", "unbalanced")}
+        assert metrics["rescaling_gap"][opt] == pytest.approx(
+            (by["balanced"] - by["unbalanced"]).abs().max(), abs=1e-6)
     for key in ("figure_error", "figure_epochs", "figure_norms", "figure_optimizers"):
         assert open(getattr(off.paths, key), "rb").read(4) == b"\x89PNG"
     plot = open(off.paths.curve_plot).read().splitlines()

@@ -69,6 +69,7 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     assert metrics["threshold"]["matches_published"] is True
     report = (work / "report/index.html").read_text()
     assert report.count("<img") == 14 and "census" in report and "samdp" in report
+    assert report.index("<h2>Claims</h2>") < report.index("<h2>census</h2>")
     assert "<h2>width</h2>" in report
     # The width search: 2 optimizers x 2 widths, 2 points each; then the final sweep
     # (2 optimizers x 2 inits x 2 widths x 2 seeds) at the learning rates it found.
@@ -79,10 +80,25 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     width = json.loads((work / "metrics/width.json").read_text())
     assert {"sgd_balanced_depth1", "pathsgd_unbalanced_depth1"} <= set(width)
     ib = json.loads((work / "metrics/ib.json").read_text())
-    assert ib["trials"] == {"ok": 8} and set(ib) == {"trials", "tanh", "relu"}
+    assert ib["trials"] == {"ok": 8} and set(ib) == {"trials", "tanh", "relu", "claims"}
+    # Every declared claim has its entry; those meaningful at the test profile have a
+    # verdict (their metric paths exist), the others at least their measured value
+    # where the test profile measures them.
+    from theorydl import experiments
+
+    for name in experiments.names():
+        claims = json.loads((work / f"metrics/{name}.json").read_text())["claims"]
+        assert set(claims) == {c.id for c in experiments.get(name).claims}, name
+        for claim in experiments.get(name).claims:
+            if claim.profile == "test":
+                assert claims[claim.id]["verdict"] != "not checkable at this scale", claim.id
+    assert json.loads((work / "metrics/census.json").read_text())["claims"][
+        "threshold_n2"]["verdict"] == "reproduced"
+    assert ib["claims"]["relu_does_not_compress_kde_upper"]["measured"] is not None
 
     shown = _sh(["dvc", "metrics", "show", "--json"], work, env)
     assert '"n_realizable"' in shown and "14" in shown
+    assert '"verdict": "reproduced"' in shown and "not checkable at this scale" in shown
     plots = _sh(["dvc", "plots", "show", "--json"], work, env)
     assert "log2_threshold" in plots and "epochs_to_label_info" in plots
     assert "test_error_pathsgd" in plots

@@ -24,7 +24,9 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 from pydantic import Field, field_validator
 
 from theorydl.config import Params, Paths, Section, data_file, figure_file, plot_file, result_file
-from theorydl.experiments.base import Experiment, Plot, Stage, StageError, Unit, run_each
+from theorydl.experiments.base import (Claim, Experiment, Plot, Stage, StageError, Unit,
+                                       run_each)
+from theorydl.expressivity import KNOWN_COUNTS, MAX_N
 from theorydl.store.store import write_table_atomic, write_text_atomic
 from theorydl.sweep.spec import TrialSpec
 
@@ -79,6 +81,21 @@ class CensusConfig(Section):
         return values
 
 
+def _profile(n: int) -> str:
+    """The smallest profile that counts N (test: N <= 2, default: N <= 4)."""
+    return "test" if n <= 2 else "default" if n <= 4 else "paper"
+
+
+#: One claim per N of the published sequence that can be enumerated: exact counts, so
+#: no tolerance.
+CLAIMS = tuple(
+    Claim(f"threshold_n{n}",
+          f"one linear-threshold unit realises {count} Boolean functions of {n} inputs",
+          "OEIS A000609 (threshold functions of n or fewer variables)",
+          f"threshold.n_realizable.{n}", "==", count, profile=_profile(n))
+    for n, count in enumerate(KNOWN_COUNTS["threshold"][:MAX_N + 1]))
+
+
 class Census(Experiment):
     name = "census"
     version = 1
@@ -88,6 +105,7 @@ class Census(Experiment):
         "train": Stage(reads=("n_inputs", "architectures", "functions_per_unit"),
                        needs=("domains",)),
     }
+    claims = CLAIMS
     plots = {"census": Plot(
         "plot", x="n_inputs", y=("log2_threshold", "log2_all_functions"),
         title="Boolean functions an N-input machine expresses", x_label="N (inputs)",
@@ -199,7 +217,7 @@ def census_table(trials: pa.Table) -> list[dict[str, Any]]:
     Raises :class:`CensusIncomplete` naming the (architecture, N) whose shards failed or
     do not cover all 2^(2^N) functions.
     """
-    from theorydl.expressivity import KNOWN_COUNTS, n_functions
+    from theorydl.expressivity import KNOWN_COUNTS, MAX_N, n_functions
 
     cols = trials.select(["architecture", "n_inputs", "start", "stop", "status", "error",
                           "n_functions", "n_realizable"]).to_pylist()

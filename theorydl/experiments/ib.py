@@ -26,7 +26,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from theorydl.config import Params, Paths, Section, data_file, figure_file, plot_file
-from theorydl.experiments.base import Plot, Stage, StageError
+from theorydl.experiments.base import Claim, Plot, Stage, StageError
 from theorydl.experiments.stacked import (StackedExperiment, StackResources, finite_or_none,
                                           log_spaced, worker_device)
 from theorydl.sweep.spec import TrialSpec
@@ -153,6 +153,73 @@ class IBConfig(StackResources):
         return self
 
 
+#: The scale of Shwartz-Ziv & Tishby's runs (profiles/paper.yaml): below it the IB
+#: claims are not checkable.
+_PAPER_SCALE = {"n_seeds": 50, "epochs": 8000, "n_log_epochs": 270}
+#: A layer compresses when its I(X;T) ends at least this far (bits) below its peak; set
+#: before measuring, not fitted to any result.
+COMPRESSION_BITS = 0.1
+_PLANES = ("Saxe et al. 2018 (ICLR), information planes of tanh and ReLU networks on "
+           "the 12-bit task (binning and KDE)")
+_ESTIMATOR_NOTES = {
+    "bin": "fixed bins by ib.estimators.bin_convention (the original's: idnns)",
+    "bin_adaptive": "bins between each layer's min and max: Saxe et al.'s ReLU setting, "
+                    "applied to tanh layers too",
+    "kde_upper": "KDE upper bound, noise variance kde_noise_variance, on kde_samples "
+                 "inputs (paper profile: all 4096)",
+    "kde_lower": "KDE lower bound, noise variance kde_noise_variance, on kde_samples "
+                 "inputs (paper profile: all 4096)",
+}
+
+
+def _ib_claims() -> tuple[Claim, ...]:
+    claims = []
+    for est in ESTIMATORS:
+        scale = {**_PAPER_SCALE, **({"estimators.bin_convention": "idnns"}
+                                    if est == "bin" else {})}
+        metric = "{}." + est + ".max_hidden_compression_bits"
+        claims += [
+            Claim(f"tanh_compresses_{est}",
+                  f"tanh hidden layers compress after fitting: I(X;T) falls from its peak "
+                  f"({est})",
+                  ("Shwartz-Ziv & Tishby 2017 (arXiv:1703.00810); " if est == "bin" else "")
+                  + _PLANES, metric.format("tanh"), ">=", COMPRESSION_BITS, scale=scale,
+                  note=_ESTIMATOR_NOTES[est] + f"; compression counted from "
+                  f"{COMPRESSION_BITS} bits in the layer that compresses most"),
+            Claim(f"relu_does_not_compress_{est}",
+                  f"ReLU hidden layers do not compress ({est})", _PLANES,
+                  metric.format("relu"), "<=", 0.0, tolerance=COMPRESSION_BITS, scale=scale,
+                  note=_ESTIMATOR_NOTES[est]),
+        ]
+    claims += [
+        Claim("tanh_snr_drift_to_diffusion",
+              "the gradient SNR of every hidden layer drops from drift (high SNR) to "
+              "diffusion (low SNR)",
+              "Shwartz-Ziv & Tishby 2017 (arXiv:1703.00810), the two phases of SGD",
+              "tanh.snr_transition_fraction", ">=", 1.0, scale=_PAPER_SCALE,
+              note="transition found by theorydl.info.drift_diffusion_epoch (a two-segment "
+                   "fit of log SNR) where the paper saw it in the plots; SNR of the weight "
+                   "gradient over an epoch's minibatches"),
+        Claim("relu_snr_drift_to_diffusion",
+              "ReLU networks show the same drift-to-diffusion drop without compressing",
+              "Saxe et al. 2018 (ICLR), gradient SNR of ReLU networks",
+              "relu.snr_transition_fraction", ">=", 1.0, scale=_PAPER_SCALE,
+              note="transition found by theorydl.info.drift_diffusion_epoch"),
+        Claim("tanh_depth_fewer_epochs",
+              "networks with more hidden layers reach the label information in fewer "
+              "epochs",
+              "Shwartz-Ziv & Tishby 2017 (arXiv:1703.00810), networks of 1 to 6 hidden "
+              "layers", "tanh.depth_epochs_spearman", "<=", -1.0, tolerance=0.5,
+              scale=_PAPER_SCALE,
+              note="measured: Spearman's correlation of depth and epochs until the last "
+                   "hidden layer's I(T;Y) reaches label_info_fraction x H(Y) (a proxy for "
+                   "the paper's convergence; every network here ends in the same 3-unit "
+                   "layer); the paper profile trains only the paper's network: add the "
+                   "depth sweep to ib.hidden there for a verdict"),
+    ]
+    return tuple(claims)
+
+
 def _kde_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
     """A fixed, stratified subset of the inputs (all of them when size >= N)."""
     if size >= len(y):
@@ -180,6 +247,7 @@ class IB(StackedExperiment):
                        needs=("data",)),
         "analyze": Stage(reads=("hidden", "label_info_fraction", "label_info_estimator")),
     }
+    claims = _ib_claims()
     plots = {
         "ib_plane": Plot("plane_plot", x="i_xt", y=("i_ty",), template="scatter",
                          title="Information plane (binning, mean over seeds)",

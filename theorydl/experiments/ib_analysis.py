@@ -7,8 +7,20 @@ Definitions (all averages are over seeds, of trials whose status is ok):
 - **SNR transition**: per layer, :func:`theorydl.info.drift_diffusion_epoch` on the mean
   SNR (norm of the mean gradient over the norm of its std, over an epoch's minibatches);
 - **epochs to label information**: per seed, the first sampled epoch at which the last
-  hidden layer's I(T;Y) (estimator ``label_info_estimator``, binning by default) reaches ``label_info_fraction`` x H(Y); averaged over the
-  seeds that reach it (the count that never did is reported too).
+  hidden layer's I(T;Y) (estimator ``label_info_estimator``, binning by default) reaches
+  ``label_info_fraction`` x H(Y); averaged over the seeds that reach it (the count that
+  never did is reported too).
+
+Summaries for the claims (:attr:`theorydl.experiments.ib.IB.claims`), on the first
+architecture of ``hidden`` (the paper's network):
+
+- ``max_hidden_compression_bits`` per activation and estimator: the largest
+  compression over the hidden layers (the output's softmax left out);
+- ``snr_transition_fraction`` per activation: the fraction of hidden layers whose SNR
+  shows a drift-to-diffusion transition;
+- ``depth_epochs_spearman`` per activation: Spearman's rank correlation between depth
+  and epochs to label information, over the depths whose seeds reach it (null with
+  fewer than three such depths, or when the epochs do not vary).
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ import pyarrow as pa
 from theorydl.store.store import write_text_atomic
 
 __all__ = ["analyze_ib", "seed_means", "fitting_and_compression", "epochs_to_label_info",
-           "snr_transitions"]
+           "snr_transitions", "depth_spearman"]
 
 
 def _frame(table: pa.Table):
@@ -82,6 +94,20 @@ def epochs_to_label_info(df, fraction: float, estimator: str = "bin") -> dict:
     return out
 
 
+def depth_spearman(depth: dict, activation: str) -> float | None:
+    """Spearman's rank correlation of depth against mean epochs to label information
+    (``depth`` as :func:`epochs_to_label_info` returns it), or None (see the module)."""
+    import pandas as pd
+
+    pairs = [(d, mean) for (act, d), (mean, _, _) in sorted(depth.items())
+             if act == activation and mean is not None]
+    if len(pairs) < 3:
+        return None
+    frame = pd.DataFrame(pairs, columns=["depth", "epochs"])
+    rho = frame.depth.corr(frame.epochs, method="spearman")
+    return None if not np.isfinite(rho) else round(float(rho), 4)
+
+
 def analyze_ib(table: pa.Table, cfg) -> dict[str, Any]:
     """Write the IB metrics, plot data and figures from the train table; return the metrics."""
     from theorydl.report import ib_figures
@@ -94,6 +120,7 @@ def analyze_ib(table: pa.Table, cfg) -> dict[str, Any]:
     depth = epochs_to_label_info(df, cfg.label_info_fraction, cfg.label_info_estimator)
     statuses = df.drop_duplicates(["activation", "arch", "seed"]).status.value_counts()
 
+    hidden_layers = len(cfg.hidden[0])
     metrics: dict[str, Any] = {"trials": {k: int(v) for k, v in statuses.items()}}
     for activation in sorted(df.activation.unique()):
         entry: dict[str, Any] = {}
@@ -102,12 +129,21 @@ def analyze_ib(table: pa.Table, cfg) -> dict[str, Any]:
                 e = entry.setdefault(estimator, {"fit_end_epoch": {}, "compression_bits": {}})
                 e["fit_end_epoch"][str(layer)] = epoch
                 e["compression_bits"][str(layer)] = round(comp, 4)
+        for e in entry.values():
+            hidden = [c for layer, c in e["compression_bits"].items()
+                      if int(layer) <= hidden_layers]
+            e["max_hidden_compression_bits"] = max(hidden) if hidden else None
         entry["snr_transition_epoch"] = {
             str(layer): ep for (act, arch, layer), ep in sorted(snr.items())
             if act == activation and arch == main}
+        found = [ep for layer, ep in entry["snr_transition_epoch"].items()
+                 if int(layer) <= hidden_layers]
+        entry["snr_transition_fraction"] = (
+            round(sum(ep is not None for ep in found) / len(found), 4) if found else None)
         entry["epochs_to_label_info"] = {
             f"depth_{d}": (None if mean is None else round(mean, 1))
             for (act, d), (mean, _, _) in sorted(depth.items()) if act == activation}
+        entry["depth_epochs_spearman"] = depth_spearman(depth, activation)
         metrics[activation] = entry
     paths = cfg.paths
     write_text_atomic(paths.metrics, json.dumps(metrics, indent=2) + "\n")

@@ -26,7 +26,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from theorydl.config import Params, Paths, Section, figure_dir, plot_file
-from theorydl.experiments.base import Experiment, Plot, Stage, Unit, run_each, utcnow
+from theorydl.experiments.base import Claim, Experiment, Plot, Stage, Unit, run_each, utcnow
 from theorydl.experiments.stacked import worker_device
 from theorydl.store.rows import TrialResult
 from theorydl.sweep.spec import TrialSpec
@@ -149,6 +149,20 @@ def _dqn_config(spec: TrialSpec):
         "sticky_action_prob": c["sticky_action_prob"]})
 
 
+#: Checked on the metrics samdp_analysis writes per game and seed.
+CLAIMS = (
+    Claim("greedy_consistency_top_over_bottom",
+          "high-return episodes follow the SAMDP's greedy skills more often than "
+          "low-return ones",
+          "Zahavy, Ben-Zrihem & Mannor 2016 (ICML), SAMDP criteria: greedy consistency",
+          "*.seed_*.greedy_difference", ">=", 0.0, scale={"dqn.total_steps": 5_000_000},
+          note="every (game, seed) (the worst one); measured: greedy fraction of the top "
+               "quarter of recorded episodes by return minus the bottom quarter's; "
+               "MinAtar games stand in for the paper's Atari games, and 5M steps per "
+               "agent (the MinAtar paper's DQN) for its trained agents"),
+)
+
+
 class SAMDPExperiment(Experiment):
     name = "samdp"
     version = 1
@@ -158,6 +172,7 @@ class SAMDPExperiment(Experiment):
                               "record", "device", "gpus_per_trial")),
         "analyze": Stage(reads=("analysis",)),
     }
+    claims = CLAIMS
     plots = {"samdp_vmse": Plot(
         "criteria", x="k", y=("vmse_spatiotemporal", "vmse_plain"),
         title="SAMDP value error against K", x_label="K (clusters)", y_label="VMSE",

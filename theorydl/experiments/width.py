@@ -43,7 +43,7 @@ from pydantic import Field, field_validator, model_validator
 
 from theorydl.config import (Params, Paths, Section, data_file, figure_file, plot_file,
                              result_file)
-from theorydl.experiments.base import Plot, Stage, StageError
+from theorydl.experiments.base import Claim, Plot, Stage, StageError
 from theorydl.experiments.stacked import (StackedExperiment, StackResources, finite_or_none,
                                           log_spaced, worker_device)
 from theorydl.store.store import write_text_atomic
@@ -316,6 +316,41 @@ _TRAINING_KEYS = ("data.dataset", "data.train_subset", "data.seed", "widths", "d
                   "stack_memory_mb")
 
 
+#: The scale of the published width sweeps (profiles/paper.yaml: MNIST, H up to 8192, 5
+#: seeds, up to 500 epochs): below it the width claims are not checkable.
+_PAPER_SCALE = {"data.dataset": "mnist", "widths": [8192], "n_seeds": 5, "max_epochs": 500}
+_PATHSGD = "Neyshabur, Salakhutdinov & Srebro 2015 (NeurIPS), Path-SGD"
+
+CLAIMS = (
+    Claim("test_error_no_rise_after_interpolation",
+          "once every width fits the training set, test error does not rise with width",
+          "Neyshabur, Tomioka & Srebro 2015 (ICLR workshop, 'In search of the real "
+          "inductive bias'), test error against hidden units",
+          "sgd_*.test_error_drop_after_interpolation", ">=", 0.0, tolerance=0.005,
+          scale=_PAPER_SCALE,
+          note="SGD, every init, depth and label noise swept (the worst one); measured: "
+               "test error at the interpolation width minus at the largest width; the "
+               "paper: MNIST and CIFAR-10, the paper profile MNIST only, the default "
+               "profile scikit-learn's digits (a proxy); tolerance set before measuring"),
+    Claim("pathsgd_rescaling_invariance",
+          "Path-SGD is invariant to rescaling hidden units: balanced and unbalanced "
+          "inits train to the same test error",
+          _PATHSGD + ", invariance to node-wise rescaling", "rescaling_gap.pathsgd", "==",
+          0.0, tolerance=1e-6, profile="test",
+          note="exact in exact arithmetic; float rounding could flip a borderline test "
+               "sample, which shows here as a gap of one test sample per seed"),
+    Claim("pathsgd_generalises_better_than_sgd",
+          "Path-SGD reaches a lower test error than SGD",
+          _PATHSGD + ", test error of Path-SGD and SGD (balanced and unbalanced inits)",
+          "pathsgd_vs_sgd_at_largest_width.*.pathsgd_minus_sgd", "<=", 0.0,
+          scale=_PAPER_SCALE,
+          note="at the largest width, every init and depth swept (the worst one); the "
+               "paper: 2 hidden layers of 4000 units on MNIST, CIFAR-10, CIFAR-100 and "
+               "SVHN; here the sweep's depths and widths on the configured dataset, each "
+               "optimizer at its searched learning rate"),
+)
+
+
 class Width(StackedExperiment):
     name = "width"
     version = 1
@@ -331,6 +366,7 @@ class Width(StackedExperiment):
                        needs=("data", "best_lr")),
         "analyze": Stage(needs=("search_trials",)),
     }
+    claims = CLAIMS
     plots = {"width_curve": Plot(
         "curve_plot", x="width",
         y=tuple(f"{split}_error_{o}" for split in ("test", "train") for o in OPTIMIZERS),

@@ -9,7 +9,11 @@ Definitions (means and standard deviations are over seeds):
 - **test error at interpolation** and **at the largest width**: their seed means; their
   difference is how much the test error kept falling after the training error hit zero
   (Neyshabur, Tomioka & Srebro's observation: positive);
-- **Path-SGD against SGD**: test error at the largest width of each, per init.
+- **Path-SGD against SGD**: test error at the largest width of each, per init;
+- **rescaling gap** of an optimizer: the largest difference, over widths, depths and
+  label noise, between the seed-mean test errors of its balanced and unbalanced runs
+  (the unbalanced init is the same function with its units rescaled, so an optimizer
+  invariant to rescalings, like Path-SGD, has gap 0).
 """
 
 from __future__ import annotations
@@ -97,6 +101,16 @@ def width_metrics(agg) -> dict[str, Any]:
                               "pathsgd_minus_sgd": _num(at["pathsgd"] - at["sgd"])}
     if compare:
         out["pathsgd_vs_sgd_at_largest_width"] = compare
+    gap = {}
+    for optimizer, g in agg.groupby("optimizer"):
+        inits = g.pivot_table(index=["depth", "label_noise", "width"], columns="init",
+                              values="test_error")
+        if {"balanced", "unbalanced"} <= set(inits.columns):
+            diff = (inits["balanced"] - inits["unbalanced"]).abs().dropna()
+            if len(diff):
+                gap[optimizer] = _num(diff.max())
+    if gap:
+        out["rescaling_gap"] = gap
     return out
 
 
