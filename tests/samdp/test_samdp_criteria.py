@@ -149,9 +149,12 @@ def test_evaluate_samdp_keys():
     labels, reward, ends = _greedy_world()
     s = build_samdp(labels, np.arange(labels.size, dtype=float), reward, ends, 0.9)
     out = evaluate_samdp(s, np.c_[labels, labels].astype(float), reward, ends, fraction=0.5)
-    assert set(out) == {"vmse", "vmse_all_steps", "inertia", "intensity_factor", "entropy",
-                        "greedy_top", "greedy_bottom", "greedy_difference"}
+    assert set(out) == {"vmse", "vmse_all_steps", "vmse_returns", "inertia",
+                        "intensity_factor", "entropy", "greedy_top", "greedy_bottom",
+                        "greedy_difference"}
     # Rows 0 (1 bit), 1, 2 and 3 (0 bits: 3's only skill is into the terminal state).
     assert out["inertia"] == 0.0 and out["entropy"] == pytest.approx(1 / 4)
     assert out["vmse"] == vmse(s.entry_values, s.samdp_values)
     assert out["vmse_all_steps"] == vmse(s.cluster_values, s.samdp_values)
+    # Deterministic episodes: the SAMDP values are the observed returns.
+    assert out["vmse_returns"] == pytest.approx(0.0, abs=1e-24)

@@ -272,6 +272,7 @@ def test_known_chain_recovers_true_values(g):
     s = build_samdp(labels, v_true[labels], reward, ends, g)
     np.testing.assert_allclose(s.samdp_values, v_true, rtol=1e-12)
     np.testing.assert_allclose(s.entry_values, v_true, rtol=1e-12)
+    np.testing.assert_allclose(s.entry_returns, v_true, rtol=1e-12)  # observed returns
     assert vmse(s.entry_values, s.samdp_values) < 1e-24
     np.testing.assert_array_equal(s.P[:, n], [0, 0, 0, 0, 1])  # the last state ends it
 
@@ -288,6 +289,8 @@ def test_truncated_final_episode_is_not_a_termination():
     s = build_samdp(labels, v_true[labels], reward, ends.astype(bool), g)
     np.testing.assert_allclose(s.samdp_values, v_true, rtol=1e-12)
     assert vmse(s.entry_values, s.samdp_values) < 1e-24
+    # The truncated episode's returns are unknown: entry returns come from the others.
+    np.testing.assert_allclose(s.entry_returns, v_true, rtol=1e-12)
     wrong = build_samdp(labels, v_true[labels], reward, np.r_[ends[:-1], 1].astype(bool), g)
     assert wrong.samdp_values[2] == pytest.approx(0.75 * v_true[2])
     # The same stop in the middle of the recording, marked as a time limit.
@@ -298,6 +301,7 @@ def test_truncated_final_episode_is_not_a_termination():
     cut[labels.size - 1] = True
     t = build_samdp(labels2, v_true[labels2], reward2, ends2, g, truncated=cut)
     np.testing.assert_allclose(t.samdp_values, v_true, rtol=1e-12)
+    np.testing.assert_allclose(t.entry_returns, v_true, rtol=1e-12)
 
 
 def test_entry_values_are_the_like_for_like_comparison():
@@ -333,6 +337,7 @@ def test_skill_discount_is_the_mean_of_gamma_to_the_length():
     assert s.skill_discount[0, 1] == pytest.approx((g + g**3) / 2)
     np.testing.assert_allclose(s.samdp_values, [(g + g**3) / 2, 1.0], rtol=1e-12)
     np.testing.assert_allclose(s.entry_values, s.samdp_values, rtol=1e-12)
+    np.testing.assert_allclose(s.entry_returns, s.samdp_values, rtol=1e-12)
 
 
 def _simulate(p_next: np.ndarray, r_next: np.ndarray, n_episodes: int, seed: int):
@@ -389,6 +394,8 @@ def test_stochastic_episodic_mdp_recovers_true_values(seed):
     se = np.array([m.std() / np.sqrt(m.size) for m in mc])
     assert np.all(np.abs(s.samdp_values - v_true) < 4 * se + 1e-9), (s.samdp_values, v_true)
     np.testing.assert_allclose(s.entry_values, v_true, rtol=1e-12)
+    # The observed returns from the entries are the Monte Carlo means above.
+    np.testing.assert_allclose(s.entry_returns, [m.mean() for m in mc], rtol=1e-9)
     # VMSE ~ (relative error)^2: values within ~3 % give VMSE < 1e-3 (seeds 0-29:
     # at most 5e-5).
     assert vmse(s.entry_values, s.samdp_values) < 1e-3

@@ -10,7 +10,9 @@ Episode ends: the SAMDP's terminal state takes the last run of every episode tha
 game ended; the episode the recording stopped in, and any ``truncated`` (time-limit)
 episode when the recording has that column, are not terminations.  ``vmse`` compares
 the SAMDP values with the DQN's values at the runs' entry steps (what an SAMDP value
-estimates); ``vmse_all_steps`` with the DQN's mean over every step of a cluster.
+estimates); ``vmse_all_steps`` with the DQN's mean over every step of a cluster;
+``vmse_returns`` with the returns observed from the entry steps (the abstraction's own
+error: ``vmse`` also holds the DQN's error in predicting returns).
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def analyze_samdp(table: pa.Table, cfg) -> dict[str, Any]:
                ("vmse", "entropy", "intensity_factor", "greedy_difference")},
             "vmse_plain_kmeans": by[("plain", k)]["vmse"],
             "vmse_all_steps": by[("spatiotemporal", k)]["vmse_all_steps"],
+            "vmse_returns": by[("spatiotemporal", k)]["vmse_returns"],
         }
         plots.plot_embedding(emb, rec["value"], chosen.labels, figures / f"{name}_tsne.png",
                              title=f"{game}, seed {seed}: t-SNE of the last hidden layer")

@@ -31,9 +31,9 @@ SAMDP (``theorydl.samdp.model``):
     build_samdp(labels, value, reward, episode_end, gamma, *, n_clusters=None,
                 min_skill_length=1, prune=0.0, truncated=None) -> SAMDP
     SAMDP(n_clusters, transition, counts, skill_reward, skill_length, skill_discount,
-          cluster_values, entry_values, samdp_values, masses, labels, gamma, prune,
-          min_skill_length); .K .P .discount .terminal   ((K, K + 1) matrices, column K
-          the terminal state)
+          cluster_values, entry_values, entry_returns, samdp_values, masses, labels,
+          gamma, prune, min_skill_length); .K .P .discount .terminal   ((K, K + 1)
+          matrices, column K the terminal state)
     TERMINAL = -1   (SkillInstances.target of a skill into the terminal state)
     segment_runs(labels, episode_end) -> Runs
     merge_short_runs(labels, episode_end, min_skill_length) -> (T,) int

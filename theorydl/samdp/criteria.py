@@ -6,7 +6,9 @@
   ``evaluate_samdp``'s ``vmse`` compares the SAMDP values with ``SAMDP.entry_values``
   (the DQN value at the first step of each run, each run once: what the SAMDP value
   estimates); ``vmse_all_steps`` with ``SAMDP.cluster_values`` (the mean over every step
-  of the cluster, which weights long runs more and mixes in mid-run steps).
+  of the cluster, which weights long runs more and mixes in mid-run steps);
+  ``vmse_returns`` with ``SAMDP.entry_returns`` (the returns observed from the same entry
+  steps): the abstraction's own error, apart from how well the DQN predicts returns.
 * ``inertia(features, labels)``: within-cluster sum of squared Euclidean distances to
   the cluster means (or to given centres), in squared feature units.
 * ``intensity_factor(labels, episode_end)``: the paper's ratio of in-cluster to
@@ -204,7 +206,8 @@ def evaluate_samdp(samdp: SAMDP, features: np.ndarray, reward: np.ndarray,
     """All criteria of one SAMDP as a flat dict (for criteria-vs-K tables and plots).
 
     Keys: ``vmse`` (against the DQN's entry values), ``vmse_all_steps`` (against its
-    all-step cluster means), ``inertia`` (of ``features`` under ``samdp.labels``),
+    all-step cluster means), ``vmse_returns`` (against the observed returns from the
+    entry steps), ``inertia`` (of ``features`` under ``samdp.labels``),
     ``intensity_factor``, ``entropy``, ``greedy_top``, ``greedy_bottom``,
     ``greedy_difference``.
     """
@@ -213,6 +216,7 @@ def evaluate_samdp(samdp: SAMDP, features: np.ndarray, reward: np.ndarray,
     return {
         "vmse": vmse(samdp.entry_values, samdp.samdp_values),
         "vmse_all_steps": vmse(samdp.cluster_values, samdp.samdp_values),
+        "vmse_returns": vmse(samdp.entry_returns, samdp.samdp_values),
         "inertia": inertia(features, samdp.labels),
         "intensity_factor": intensity_factor(samdp.labels, episode_end),
         "entropy": transition_entropy(samdp.transition),

@@ -151,6 +151,10 @@ class SAMDP:
     entry_values: ``(K,)`` mean DQN value at the first step of each run that makes a
         skill, each run weighted once: what ``samdp_values`` estimates, so the
         like-for-like comparison (module docstring); NaN where a cluster makes no skill.
+    entry_returns: ``(K,)`` the same mean of the *observed* discounted return from each
+        such run's first step to its episode's end, over the runs of terminated episodes
+        (a truncated episode's return is unknown); NaN where there is none.  Against
+        ``samdp_values`` it measures the abstraction alone, whatever the DQN's accuracy.
     samdp_values: ``(K,)`` solution V of the abstract chain (the terminal state's 0 is
         not included).
     masses: ``(K,)`` int64 number of steps in each cluster.
@@ -166,6 +170,7 @@ class SAMDP:
     skill_discount: np.ndarray
     cluster_values: np.ndarray
     entry_values: np.ndarray
+    entry_returns: np.ndarray
     samdp_values: np.ndarray
     masses: np.ndarray
     labels: np.ndarray
@@ -175,7 +180,7 @@ class SAMDP:
 
     def __post_init__(self):
         for name in ("transition", "counts", "skill_reward", "skill_length",
-                     "skill_discount", "cluster_values", "entry_values", "samdp_values",
+                     "skill_discount", "cluster_values", "entry_values", "entry_returns", "samdp_values",
                      "masses", "labels"):
             arr = np.array(getattr(self, name))  # private copy, then freeze it
             arr.setflags(write=False)
@@ -241,6 +246,21 @@ def _check_truncated(truncated: np.ndarray | None, episode_end: np.ndarray) -> n
     if np.any(cut & ~ends):
         raise ValueError("truncated is True at a step that is not an episode_end")
     return cut
+
+
+def _returns_to_go(reward: np.ndarray, episode_end: np.ndarray, truncated: np.ndarray,
+                   gamma: float) -> np.ndarray:
+    """``(T,)`` discounted return from each step to the end of its episode; NaN in the
+    truncated episodes (their returns went on unobserved)."""
+    t = reward.shape[0]
+    out = np.empty(t)
+    acc = np.nan  # the trailing episode, without episode_end, is truncated
+    for i in range(t - 1, -1, -1):
+        if episode_end[i]:
+            acc = np.nan if truncated[i] else 0.0
+        acc = reward[i] + gamma * acc
+        out[i] = acc
+    return out
 
 
 # ------------------------------------------------------------------------ public API
@@ -438,6 +458,14 @@ def samdp_values(transition: np.ndarray, skill_reward: np.ndarray,
         return np.linalg.lstsq(a, r_s, rcond=None)[0]
 
 
+def _mean_by_cluster(x: np.ndarray, cluster: np.ndarray, k: int) -> np.ndarray:
+    """``(K,)`` mean of ``x`` over the entries of each cluster; NaN where there are none."""
+    n = np.bincount(cluster, minlength=k)[:k]
+    total = np.bincount(cluster, weights=x, minlength=k)[:k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
 def cluster_means(x: np.ndarray, labels: np.ndarray, n_clusters: int | None = None
                   ) -> np.ndarray:
     """Per-cluster mean of ``x`` (``(T,)`` or ``(T, F)``); NaN rows for empty clusters.
@@ -502,10 +530,12 @@ def build_samdp(
     skill_reward = mean_over_instances(sk.reward)
     skill_length = mean_over_instances(length)
     skill_discount = mean_over_instances(np.power(gamma, length))
-    n_runs = np.bincount(sk.source, minlength=k)[:k]
-    entry_sum = np.bincount(sk.source, weights=val[sk.start], minlength=k)[:k]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        entry_values = np.where(n_runs > 0, entry_sum / n_runs, np.nan)
+    entry_values = _mean_by_cluster(val[sk.start], sk.source, k)
+    ends = np.asarray(episode_end, dtype=bool).reshape(-1)
+    to_go = _returns_to_go(np.asarray(reward, dtype=np.float64).reshape(-1), ends,
+                           _check_truncated(truncated, ends), gamma)[sk.start]
+    known = np.isfinite(to_go)
+    entry_returns = _mean_by_cluster(to_go[known], sk.source[known], k)
     p = transition_matrix(counts, prune)
     return SAMDP(
         n_clusters=k,
@@ -516,6 +546,7 @@ def build_samdp(
         skill_discount=skill_discount,
         cluster_values=cluster_means(val, merged, k) if k else np.zeros(0),
         entry_values=entry_values,
+        entry_returns=entry_returns,
         samdp_values=samdp_values(p, skill_reward, skill_length, gamma,
                                   discount=skill_discount),
         masses=np.bincount(merged, minlength=k)[:k].astype(np.int64),
