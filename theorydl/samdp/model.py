@@ -180,7 +180,8 @@ class SAMDP:
 
     def __post_init__(self):
         for name in ("transition", "counts", "skill_reward", "skill_length",
-                     "skill_discount", "cluster_values", "entry_values", "entry_returns", "samdp_values",
+                     "skill_discount", "cluster_values", "entry_values", "entry_returns",
+                     "samdp_values",
                      "masses", "labels"):
             arr = np.array(getattr(self, name))  # private copy, then freeze it
             arr.setflags(write=False)
