@@ -424,14 +424,14 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int,
     + 1/2 + s] instead, so a value far above ``e_n`` lands in the middle of category
     ``n_bins`` (unflagged), and the end edges are flagged like interior ones (a value below
     ``e_0`` is clamped to y = 0, flagged, and compared with ``e_0``: overflow).  Values
-    exactly at ``e_0`` or ``e_n`` (a tanh saturated at exactly -1 or 1, common in the
+    at or near ``e_0`` or ``e_n`` (a tanh saturated at or near -1 or 1, common in the
     compressed regime) would all be flagged; but y is a non-decreasing function of t
     (a rounded product, then a rounded sum), so where the float just below each end
-    edge maps strictly below that edge's own y (checked here, per model), y equal to
-    the end edge's y means t at or above that edge: such values already have their
-    arithmetic bin (0, or the overflow), and where they are many (more than one in 16
-    of a chunk flagged) two comparisons over the chunk drop them before the per-value
-    corrections.
+    edge maps strictly below that edge's own y (checked here, per model), t is at or
+    above that edge exactly when y is at or above the edge's y.  Where such values
+    are many (more than one in 16 of a chunk flagged), a few comparisons over the
+    chunk settle them from y before the codes are built, and only the flags at
+    interior edges (and below ``e_0``) are corrected one by one.
     """
     params = _fast_bin_params(acts, edges)
     if params is None:
@@ -475,6 +475,7 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int,
         y_below = np.stack([y_of(below[:, 0], every), y_of(below[:, 1], every)], axis=1)
         decides = (y_below < y_end) & (np.floor(y_end) == [0, n_bins])
         ends = np.where(decides, y_end, np.nan).astype(e.dtype)
+        decide_both = decides.all(axis=1)
 
     def buffers(size: int) -> tuple[Tensor, ...]:
         x = torch.empty_like(acts[:size])
@@ -485,7 +486,9 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int,
         operand = wide.permute(0, 2, 1) if feature_major else wide
         return (x, frac, bins, wide, operand, place.expand(size, 1, units),
                 frac.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool),
-                x.permute(order).numpy(), np.empty(x.permute(order).shape, dtype=bool))
+                x.permute(order).numpy(), bins.permute(order).numpy(),
+                np.empty(x.permute(order).shape, dtype=bool),
+                np.empty(x.permute(order).shape, dtype=bool))
 
     full, last = buffers(g), (buffers(m % g) if m % g else None)
     codes_np, place_np = codes.numpy(), place.numpy()
@@ -499,28 +502,36 @@ def _codes_host(acts: Tensor, y: Tensor, edges: Tensor, n_classes: int,
     for m0 in range(0, m, g):
         m1 = min(m, m0 + g)
         (x, frac, bins, wide, operand, place_rows, frac_np, near,
-         x_np, other) = full if m1 - m0 == g else last
+         x_np, bins_np, one, two) = full if m1 - m0 == g else last
         # x is the docstring's shifted y.  mul then add: addcmul with broadcast factors
         # costs four times as much.
         torch.mul(acts[m0:m1], inv[m0:m1], out=x).add_(off[m0:m1]).clamp_(low, high)
         torch.frac(x, out=frac)  # x >= 0: x - floor(x), exactly
         torch.sub(x, frac, out=bins)  # floor(x), exactly
+        # The flags in numpy (its comparison is vectorised, torch's into bool is not),
+        # as flat indices of the chunk in the permuted (memory) order.
+        np.less(frac_np, 2 * shift, out=near)
+        if (ends is not None and np.count_nonzero(near) > near.size // 16
+                and decide_both[m0:m1].all()):
+            # Many flags: values at or near the end edges (saturated units), where y
+            # alone decides (see the docstring).  y >= n_bins: bin n_bins - 1 below the
+            # y of e_n, the overflow from it; y < 1: bin 0 from the y of e_0 (below it,
+            # still flagged: the overflow).  Ten passes, so only here: a few flagged
+            # values cost less to correct one by one.
+            y0, yn = ends[m0:m1, 0, None, None], ends[m0:m1, 1, None, None]
+            np.greater_equal(x_np, n_bins, out=one)
+            np.logical_and(one, np.less(x_np, yn, out=two), out=two)
+            np.subtract(bins_np, two, out=bins_np)
+            np.logical_and(near, np.logical_not(one, out=one), out=near)
+            np.less(x_np, 1.0, out=one)
+            np.logical_and(one, np.greater_equal(x_np, y0, out=two), out=one)
+            np.logical_and(near, np.logical_not(one, out=one), out=near)
         if wide is not bins:
             wide.copy_(bins)
         if feature_major:
             torch.bmm(place_rows, operand, out=codes[m0:m1].unsqueeze(1))
         else:
             torch.matmul(operand, place, out=codes[m0:m1])
-        # The flags in numpy (its comparison is vectorised, torch's into bool is not),
-        # as flat indices of the chunk in the permuted (memory) order.
-        np.less(frac_np, 2 * shift, out=near)
-        if ends is not None and np.count_nonzero(near) > near.size // 16:
-            # Many flags: values at the end edges (saturated units); those whose y
-            # decides are not flagged (see the docstring).  Two passes, so only here:
-            # a few flagged values cost less to correct than the passes.
-            for j in range(2):
-                np.logical_and(near, np.not_equal(x_np, ends[m0:m1, j, None, None],
-                                                  out=other), out=near)
         where = np.flatnonzero(near)
         if not where.size:
             continue
