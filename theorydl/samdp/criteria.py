@@ -25,10 +25,11 @@
   ``argmax_j (R_ij + Gamma_ij V_j)`` over the skills still in P (``P_ij > 0``; lowest j
   on ties), the terminal state (``j = K``, ``V_K = 0``) among them.  Episodes are
   ranked by their undiscounted return; the top and bottom ``fraction`` of them
-  (``max(1, round(fraction * n))`` each, ties broken by episode order) are compared by the pooled fraction of their skill instances that took the
-  greedy skill (skills into the terminal state included).  Instances leaving a cluster
-  with no skill left in P are not counted.  Truncated episodes (the trailing one with no
-  final ``episode_end``, and those ``truncated`` marks) are left out of the ranking, their
+  (``max(1, round(fraction * n))`` each, ties broken by episode order) are compared by
+  the pooled fraction of their skill instances that took the greedy skill (skills into
+  the terminal state included).  Instances leaving a cluster with no skill left in P
+  are not counted.  Truncated episodes (the trailing one with no final
+  ``episode_end``, and those ``truncated`` marks) are left out of the ranking, their
   returns being cut short, unless no episode is complete.
 """
 
