@@ -101,8 +101,8 @@ def plot_samdp_graph(embedding: np.ndarray, samdp: SAMDP, path: str | os.PathLik
     is proportional to the cluster mass; an arrow i -> j is drawn for every
     ``P_ij > min_probability`` with width proportional to ``P_ij`` and colour by the
     skill reward ``R_ij`` (colourbar).  Skills into the terminal state (the last column
-    of ``P``) have no position on the map and are not drawn.  Arrows are slightly curved so that i -> j and
-    j -> i stay apart.
+    of ``P``) have no position on the map and are not drawn.  Arrows are slightly
+    curved so that i -> j and j -> i stay apart.
     """
     plt = _pyplot()
     from matplotlib.colors import Normalize
