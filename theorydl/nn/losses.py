@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["LOSSES", "CrossEntropy", "Hinge", "Loss", "MultiHinge", "Squared", "class_argmax",
-           "get_loss"]
+           "get_loss", "loss_backward"]
 
 
 class Loss:
@@ -129,6 +129,17 @@ class Squared(Loss):
 
     def errors(self, z: Tensor, y: Tensor) -> None:
         return None
+
+
+def loss_backward(z: Tensor, params: list[Tensor], y: Tensor, loss: Loss,
+                  grads: list[Tensor]) -> Tensor:
+    """The autograd half of a family's step: ``z`` (M, C, b) are outputs computed with a
+    graph back to ``params``; the loss's own gradient (divided by b: each model's batch
+    mean) is pulled back through it into ``grads`` in place. Returns the per-sample
+    losses (M, b)."""
+    per_sample, dz = loss(z.detach(), y)
+    torch._foreach_copy_(list(grads), torch.autograd.grad(z, params, dz.div_(z.shape[2])))
+    return per_sample
 
 
 #: Losses by the name params use.

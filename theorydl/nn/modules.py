@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from theorydl.nn.losses import Loss
+from theorydl.nn.losses import Loss, loss_backward
 
 __all__ = ["ModuleStack", "init_modules", "module_bytes", "seeded", "straight_through"]
 
@@ -206,12 +206,8 @@ class ModuleStack:
                              "regularisation in the module")
         params = [p.detach().requires_grad_() for p in self.tensors]
         with torch.enable_grad():
-            out = self._forward(params, x, shared)  # (M, b, C)
-        z = out.detach().transpose(1, 2)
-        per_sample, dz = loss(z, y)
-        dz = dz.div_(z.shape[2]).transpose(1, 2)
-        torch._foreach_copy_(list(grads), torch.autograd.grad(out, params, dz))
-        return per_sample
+            z = self._forward(params, x, shared).transpose(1, 2)  # (M, C, b)
+        return loss_backward(z, params, y, loss, list(grads))
 
     def member(self, i: int) -> dict[str, Tensor]:
         """Model ``i``'s state (trainable and constant tensors) by name, detached copies:

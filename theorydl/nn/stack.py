@@ -25,8 +25,8 @@ from torch import Tensor
 # moments and the optimisers are the engine's (theorydl.nn.engine, theorydl.nn.optim).
 from theorydl.nn.engine import (DATA_SEED_OFFSET, Arrays, Hook, Period,  # noqa: F401
                                 _GradMoments, data_generator, epoch_permutation, train)
-from theorydl.nn.losses import Loss, get_loss
-from theorydl.nn.optim import SGD, Adam, OptimizerState, _lr_views  # noqa: F401
+from theorydl.nn.losses import Loss, get_loss, loss_backward
+from theorydl.nn.optim import SGD, Adam, OptimizerState  # noqa: F401
 
 __all__ = [
     "ACTIVATIONS",
@@ -362,9 +362,7 @@ class Stack:
         params = [p.detach().requires_grad_() for p in self.params]
         with torch.enable_grad():
             z = _forward_fm(params[0::2], params[1::2], x_t, self.activation, dropout)
-        per_sample, dz = loss(z.detach(), y)
-        torch._foreach_copy_(list(grads), torch.autograd.grad(z, params, dz.div_(z.shape[2])))
-        return per_sample
+        return loss_backward(z, params, y, loss, list(grads))
 
 
 def init_stack(
