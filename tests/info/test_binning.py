@@ -456,3 +456,53 @@ def test_fixed_edges_are_numpys_float64_linspace_cast():
         want = np.linspace(-1, 1, n_bins + 1).astype(torch.empty(0, dtype=dtype).numpy().dtype)
         np.testing.assert_array_equal(fixed_edges(n_bins, dtype=dtype).numpy(), want)
     assert fixed_edges(30)[15].item() == 0.0
+
+
+# ------------------------------------------------------------------ device safety
+
+
+@pytest.mark.parametrize("host", [True, False])
+@pytest.mark.parametrize("convention", ["clip", "idnns"])
+def test_non_finite_activations_get_in_range_bins(convention, host, monkeypatch):
+    # A diverged model's NaN (or inf) activations: in-range indices on every path (on
+    # CUDA an out-of-range index is a device-side assert that poisons the worker), and
+    # the values binned as the dtype's extremes.
+    from theorydl.info import binning
+
+    if not host:
+        monkeypatch.setattr(binning, "_on_host", lambda device: False)
+    g = torch.Generator().manual_seed(3)
+    acts = torch.tanh(torch.randn(3, 40, 4, generator=g))
+    acts[0, 1, 2], acts[1, 5, 0], acts[2, 7, 3] = math.nan, math.inf, -math.inf
+    edges = fixed_edges(29)
+    idx = bin_indices(acts, edges, convention=convention)
+    top = 29 if convention == "idnns" else 28
+    assert 0 <= int(idx.min()) and int(idx.max()) <= top
+    assert int(idx[0, 1, 2]) == top and int(idx[1, 5, 0]) == top
+    assert int(idx[2, 7, 3]) == (29 if convention == "idnns" else 0)
+    y = torch.arange(40) % 2
+    big = torch.finfo(acts.dtype).max
+    finite = torch.nan_to_num(acts, nan=big, posinf=big, neginf=-big)
+    want = binned_information_reference(finite.numpy(), y.numpy(), edges.numpy(),
+                                        convention=convention)
+    got = binned_information(acts, y, edges, convention=convention)
+    np.testing.assert_allclose(got[0].numpy(), want[0], atol=1e-9)
+    np.testing.assert_allclose(got[1].numpy(), want[1], atol=1e-9)
+
+
+@pytest.mark.parametrize("units", [3, 20])  # float64 codes; int64 words
+def test_estimators_follow_the_activations_device(units):
+    # The non-CPU branches on torch's meta device: edges made on the CPU (the default of
+    # fixed_edges) move to the activations' device, and every helper tensor is made
+    # there (a CPU tensor among meta ones fails the op).
+    from theorydl.info import kde_information
+
+    acts = torch.empty(4, 32, units, device="meta")
+    y = torch.empty(32, dtype=torch.int64, device="meta")
+    for convention in ("clip", "idnns"):
+        assert bin_indices(acts, fixed_edges(29), convention=convention).device.type == "meta"
+        i_xt, i_ty = binned_information(acts, y, fixed_edges(29), convention=convention)
+        assert i_xt.device.type == i_ty.device.type == "meta" and i_xt.shape == (4,)
+    i_xt, _ = binned_information(acts, y, adaptive_edges(acts, 30))
+    assert i_xt.device.type == "meta"
+    assert kde_information(acts, y, 0.1).i_xt_upper.device.type == "meta"

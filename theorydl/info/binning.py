@@ -256,6 +256,35 @@ def _bins_float(acts: Tensor, edges: Tensor) -> Tensor | None:
     return bins
 
 
+def _device_safe(acts: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
+    """``acts`` with every non-finite value made finite, and ``edges`` on its device.
+
+    NaN and +inf become the dtype's largest value and -inf its lowest, so they take
+    the last and the first bin (``"idnns"``: NaN and +inf the overflow category, -inf
+    too) instead of an out-of-range index: on CUDA a NaN turned into the index -2**63
+    would fail a device-side assert in the gathers below and poison the worker.  On
+    CPU the activations are copied only when they hold such a value (checking is one
+    read pass; the check would be a host synchronisation elsewhere, so off CPU the
+    replacement is always made, on the device).
+    """
+    edges = edges.to(acts.device)
+    # One reduction, no temporary: NaN or inf anywhere makes the sum non-finite (a sum
+    # that overflows only costs an unneeded copy).
+    if _on_host(acts.device) and math.isfinite(float(acts.sum())):
+        return acts, edges
+    big = torch.finfo(acts.dtype).max
+    return torch.nan_to_num(acts, nan=big, posinf=big, neginf=-big), edges
+
+
+def _place_values(units: int, n_cat: int, n_classes: int, device: torch.device) -> Tensor:
+    """Place values of the digits of a binned row, float64 (units,) on ``device``:
+    ``n_cat ** (units - 1 - p) * n_classes`` for unit ``p`` (the label is the least
+    significant digit).  Built on the device (no host copy); exact products of integers
+    while the codes stay below 2**53, which the caller guarantees."""
+    factors = torch.full((units,), float(n_cat), dtype=torch.float64, device=device)
+    return torch.cat([factors[:1].fill_(n_classes), factors[1:]]).cumprod(0).flip(0)
+
+
 @torch.no_grad()
 def bin_indices(acts: Tensor, edges: Tensor, *, convention: str = "clip") -> Tensor:
     """Bin index of every activation, int64 (M, N, units).
@@ -265,9 +294,12 @@ def bin_indices(acts: Tensor, edges: Tensor, *, convention: str = "clip") -> Ten
     them).  Membership follows the given edge values exactly (``e_k <= t < e_{k+1}``);
     out-of-range values saturate into bins 0 and ``n_bins - 1`` (``"clip"``, indices in
     ``[0, n_bins)``) or go to the overflow category ``n_bins`` (``"idnns"``, indices in
-    ``[0, n_bins]``); see the module docstring.
+    ``[0, n_bins]``); see the module docstring.  Edges on another device are moved to
+    ``acts.device``; NaN and +inf count as the largest value, -inf as the lowest (so
+    every index is in range, whatever the input).
     """
     overflow = _categories(edges.shape[-1] - 1, convention) > edges.shape[-1] - 1
+    acts, edges = _device_safe(acts, edges)
     fast = _bins_float(acts, edges)
     if fast is not None:
         idx = fast.to(torch.int64)
@@ -348,11 +380,15 @@ def binned_information(
     """Binned I(X;T) and I(T;Y) for every model of a stack, in bits.
 
     Args:
-        acts: (M, N, units) finite activations of one layer for M models on the same N
-            inputs (NaN has no bin; its result is undefined).
+        acts: (M, N, units) activations of one layer for M models on the same N
+            inputs, on any device.  A non-finite value is binned as the dtype's
+            largest (NaN, +inf) or lowest (-inf) value, never as an invalid index; a
+            model with such values gets numbers, not meaningful ones (callers mark
+            it, as the IB experiment does for diverged models).
         y: (N,) integer labels in ``[0, n_classes)``, best already on ``acts.device``.
         edges: (n_bins + 1,) shared or (M, n_bins + 1) per-model equally spaced bin
-            edges (see ``fixed_edges`` / ``adaptive_edges``).
+            edges (see ``fixed_edges`` / ``adaptive_edges``; moved to ``acts.device`` if
+            elsewhere).
         n_classes: number of label values (passed so that nothing is read back from the
             device).
         weights: optional (N,) non-negative weights p(x) of the inputs (normalised
@@ -370,6 +406,7 @@ def binned_information(
     """
     m, n, units = acts.shape
     n_cat = _categories(edges.shape[-1] - 1, convention)
+    acts, edges = _device_safe(acts, edges)
     if weights is None and n_cat**units * n_classes <= _FLOAT64_EXACT:
         return _binned_information_uniform(acts, y, edges, n_classes, convention)
     return _binned_information_words(acts, y, edges, n_classes, weights, convention)
@@ -640,9 +677,7 @@ def _binned_information_uniform(
         return h_t, h_t + h_y - h_ty
     # (Here _fast_bin_params does not apply, or the device is not the CPU.)
     bins = bin_indices(acts, edges, convention=convention).double()
-    place = torch.tensor([float(n_cat**p * n_classes) for p in reversed(range(units))],
-                         dtype=torch.float64)
-    codes = torch.matmul(bins, place.to(device)).add_(y.double())  # (M, N), label last
+    codes = torch.matmul(bins, _place_values(units, n_cat, n_classes, device)).add_(y.double())
     if _on_host(device):
         codes = torch.from_numpy(np.sort(codes.numpy(), axis=1))
     else:
