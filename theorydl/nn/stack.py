@@ -74,7 +74,8 @@ _BACKWARD_FROM_OUTPUT: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
-def _affine_act(b: Tensor, w_t: Tensor, a: Tensor, activation: str | None) -> Tensor:
+def _affine_act(b: Tensor, w_t: Tensor, a: Tensor, activation: str | None,
+                fast_tanh: bool = True) -> Tensor:
     """``act(b + w_t @ a)`` for biases (M, out), weights transposed (M, out, in) and
     inputs (M, in, B), or (in, B) shared by all models (one (M * out, in) @ (in, B) GEMM
     instead of M copies of the input); returns (M, out, B).  ``activation=None`` leaves
@@ -85,9 +86,11 @@ def _affine_act(b: Tensor, w_t: Tensor, a: Tensor, activation: str | None) -> Te
     about twice its sigmoid per element (4.8 vs 2.2 ns on the 2-core EPYC CI machine, 1
     thread), and tanh is the largest single cost of an IB training step.  The two agree
     to float rounding in absolute terms (about 1e-7 in float32, 1e-16 in float64); near
-    0 the relative error is larger than torch.tanh's.
+    0 the relative error is larger than torch.tanh's.  ``fast_tanh=False`` uses
+    ``torch.tanh`` there too, as on every other device (the same network, bit for bit
+    up to the GEMMs, on CPU and GPU: see ``Stack.fast_tanh``).
     """
-    fast_tanh = (activation == "tanh" and a.device.type == "cpu"
+    fast_tanh = (fast_tanh and activation == "tanh" and a.device.type == "cpu"
                  and not torch.is_grad_enabled())
     scale = 2.0 if fast_tanh else 1.0
     m, out = w_t.shape[0], w_t.shape[1]
@@ -98,11 +101,15 @@ def _affine_act(b: Tensor, w_t: Tensor, a: Tensor, activation: str | None) -> Te
         z = torch.baddbmm(b.unsqueeze(2), w_t, a, beta=scale, alpha=scale)
     if fast_tanh:
         torch.sigmoid_(z)
-        return torch.add(z.new_tensor(-1.0), z, alpha=2.0, out=z)
+        return torch.add(_MINUS_ONE, z, alpha=2.0, out=z)
     if activation in _IN_PLACE and not torch.is_grad_enabled():
         return _IN_PLACE[activation](z)  # z is this call's own tensor: no new allocation
     return z if activation is None else ACTIVATIONS[activation](z)
 
+
+#: -1 as a 0-dim CPU tensor (made once: a tensor from a Python number per call would be
+#: a host copy on every step).
+_MINUS_ONE = torch.tensor(-1.0)
 
 #: In-place forms of the activations, for passes without autograd (same values).
 _IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
@@ -111,14 +118,14 @@ _IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
 
 def _forward_fm(weights: Sequence[Tensor], biases: Sequence[Tensor], h: Tensor,
                 activation: str, dropout: tuple[float, torch.Generator] | None = None,
-                hidden: list[Tensor] | None = None) -> Tensor:
+                hidden: list[Tensor] | None = None, fast_tanh: bool = True) -> Tensor:
     """Feature-major forward pass from ``h`` (M, in, b), or (in, b) shared by all models:
     logits (M, C, b). ``dropout=(p, generator)`` applies inverted dropout to every hidden
     layer (masks (M, units, b) drawn in layer order); ``hidden`` collects the hidden
     layers (M, units, b) when given."""
     last = len(weights) - 1
     for l, (w, b) in enumerate(zip(weights, biases)):
-        h = _affine_act(b, w.transpose(1, 2), h, activation if l < last else None)
+        h = _affine_act(b, w.transpose(1, 2), h, activation if l < last else None, fast_tanh)
         if l < last:
             if dropout is not None:
                 p, gen = dropout
@@ -138,6 +145,7 @@ def _hand_backward(
     loss: Loss,
     grad_weights: Sequence[Tensor],
     grad_biases: Sequence[Tensor],
+    fast_tanh: bool = True,
 ) -> Tensor:
     """One forward and backward pass of the summed per-model batch-mean ``loss``, written
     out by hand; returns the per-sample losses (M, b) and writes the gradients into
@@ -151,7 +159,8 @@ def _hand_backward(
     last = len(weights) - 1
     acts = [x_t]
     for l, (w, b) in enumerate(zip(weights, biases)):
-        acts.append(_affine_act(b, w.transpose(1, 2), acts[-1], activation if l < last else None))
+        acts.append(_affine_act(b, w.transpose(1, 2), acts[-1],
+                                activation if l < last else None, fast_tanh))
     z = acts.pop()  # outputs (M, C, b)
     per_sample, dz = loss(z, y)
     dz = dz.div_(z.shape[2])
@@ -248,6 +257,10 @@ class Stack:
     activation: str
     weights: tuple[Tensor, ...]
     biases: tuple[Tensor, ...]
+    #: On CPU without autograd, tanh as 2 sigmoid(2 z) - 1 (about twice as fast; equal
+    #: to float rounding, ~1e-7 in float32, but rounding compounds over long training:
+    #: see the README on parity). False: torch.tanh, as on every other device.
+    fast_tanh: bool = True
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -319,7 +332,7 @@ class Stack:
         hidden: list[Tensor] = []
         h = x.T if x.dim() == 2 else x.transpose(1, 2)  # (in, B) shared, or (M, in, B)
         h = _forward_fm(self.weights, self.biases, h, self.activation,
-                        hidden=hidden if return_hidden else None)
+                        hidden=hidden if return_hidden else None, fast_tanh=self.fast_tanh)
         return h, hidden
 
     # ---------------------------------------------------- the engine's Family protocol
@@ -331,7 +344,7 @@ class Stack:
     def bind(self, params: Sequence[Tensor], models: Sequence[int]) -> "Stack":
         """The models ``models`` (indices into this stack) holding ``params`` (W_0, b_0, ...)."""
         return Stack(self.sizes, tuple(self.seeds[i] for i in models), self.activation,
-                     tuple(params[0::2]), tuple(params[1::2]))
+                     tuple(params[0::2]), tuple(params[1::2]), self.fast_tanh)
 
     @torch.no_grad()
     def load(self, params: Sequence[Tensor]) -> None:
@@ -358,7 +371,7 @@ class Stack:
         if self.activation in _BACKWARD_FROM_OUTPUT and dropout is None:
             with torch.no_grad():
                 return _hand_backward(self.weights, self.biases, x_t, y, self.activation,
-                                      loss, grads[0::2], grads[1::2])
+                                      loss, grads[0::2], grads[1::2], self.fast_tanh)
         params = [p.detach().requires_grad_() for p in self.params]
         with torch.enable_grad():
             z = _forward_fm(params[0::2], params[1::2], x_t, self.activation, dropout)
@@ -372,10 +385,12 @@ def init_stack(
     activation: str = "tanh",
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    fast_tanh: bool = True,
 ) -> Stack:
     """Build a ``Stack`` whose model ``i`` is ``init_mlp(sizes, seeds[i], dtype=dtype)``.
 
     Parameters land on ``device`` as W_l (M, in_l, out_l) and b_l (M, out_l).
+    ``fast_tanh``: see ``Stack.fast_tanh`` (CPU only).
     """
     sizes = _check_sizes(sizes)
     seeds = tuple(int(s) for s in seeds)
@@ -386,7 +401,7 @@ def init_stack(
     for l in range(len(sizes) - 1):
         weights.append(torch.stack([m[l][0] for m in members]).to(device).requires_grad_())
         biases.append(torch.stack([m[l][1] for m in members]).to(device).requires_grad_())
-    return Stack(sizes, seeds, activation, tuple(weights), tuple(biases))
+    return Stack(sizes, seeds, activation, tuple(weights), tuple(biases), fast_tanh)
 
 
 # ------------------------------------------------------------------------- training
