@@ -58,6 +58,9 @@ def test_stacks_group_by_shape_fit_the_budget_and_run_costliest_first():
     assert [len(u.trials) for u in units] == [4, 2, 6]
     assert [u.label for u in units] == ["w8-0", "w8-4", "w2-0"]
     assert all(u.num_gpus == 0.5 and u.num_cpus == 1 for u in units)
+    # A CPU stack asks for no GPU share: it would only wait for GPU slots.
+    cpu = ToyConfig(stack_memory_mb=33, gpus_per_stack=0.5, device="cpu")
+    assert all(u.num_gpus == 0 for u in exp.units(exp.trials(cpu), cpu))
     for u in units:
         assert len({t.config["width"] for t in u.trials}) == 1
     assert {t.config["lr"] for t in units[-1].trials} == {0.1, 0.2}
@@ -80,3 +83,36 @@ def test_log_spaced_epochs_are_distinct_sorted_and_span_the_run(epochs, count):
     chosen = log_spaced(epochs, count)
     assert len(chosen) == len(set(chosen)) == count
     assert chosen == sorted(chosen) and chosen[0] == 0 and chosen[-1] == epochs
+
+
+def test_worker_device_never_falls_back_to_cpu_on_a_granted_gpu(monkeypatch):
+    import torch
+
+    from theorydl.experiments import stacked
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(stacked, "_ray_gpu_ids", lambda: [3])  # Ray gave this task GPU 3
+    for name in ("auto", "cuda"):
+        with pytest.raises(RuntimeError, match="Ray gave this unit GPU 3 but torch .* cannot use CUDA"):
+            stacked.worker_device(name)
+    assert stacked.worker_device("cpu") == torch.device("cpu")  # asked for: no surprise
+    monkeypatch.setattr(stacked, "_ray_gpu_ids", lambda: [])  # a CPU-only task
+    assert stacked.worker_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert stacked.worker_device("auto") == torch.device("cpu")  # no GPU granted: CPU
+    monkeypatch.setattr(stacked, "_ray_gpu_ids", lambda: [0])
+    assert stacked.worker_device("auto") == torch.device("cuda")
+
+
+def test_a_unit_without_usable_cuda_is_stored_failed_with_the_reason(monkeypatch):
+    import torch
+
+    from theorydl.experiments import stacked
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(stacked, "_ray_gpu_ids", lambda: [0])
+    exp, cfg = Toy(), ToyConfig()
+    unit = exp.units(exp.trials(cfg), cfg)[0]
+    results = exp.run_unit(unit, cfg)
+    assert {r.status for r in results} == {"failed"}
+    assert all("cannot use CUDA" in r.error for r in results)

@@ -61,6 +61,9 @@ class DQNParams(Section):
     """Filters of the 3x3 convolution."""
     hidden: int = Field(default=128, ge=2)
     """Units of the last hidden layer: the layer that is recorded and analysed."""
+    allow_tf32: bool = False
+    """TF32 convolutions and matmuls on Ampere+ GPUs (faster, 10-bit mantissa: results
+    differ from the CPU's beyond float32 rounding). Off for CPU/GPU parity."""
 
 
 class RecordParams(Section):

@@ -74,21 +74,38 @@ def log_spaced(epochs: int, count: int) -> list[int]:
 
 
 def worker_device(name: str):
-    """The torch device a unit runs on: "cpu", "cuda", or "auto" = CUDA only when Ray
-    gave this task a GPU (outside Ray: when one is visible)."""
+    """The torch device a unit runs on: "cpu", "cuda", or "auto" = CUDA exactly when Ray
+    gave this task a GPU (outside Ray: when one is visible).
+
+    A task that Ray gave a GPU never falls back to the CPU in silence: when torch cannot
+    use CUDA there (a CPU-only build, a driver mismatch), this raises, and the unit's
+    trials are stored as ``failed`` with the reason.
+    """
     import torch
 
     from theorydl.nn import resolve_device
 
+    granted = _ray_gpu_ids()
+    if granted and name != "cpu" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"Ray gave this unit GPU {', '.join(map(str, granted))} but torch "
+            f"{torch.__version__} cannot use CUDA (built with CUDA "
+            f"{torch.version.cuda or 'none: a CPU-only build'}): install a CUDA build of "
+            f"torch on the GPU workers, or set the experiment's device to cpu")
     if name != "auto":
         return resolve_device(name)
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
+    if granted is None:  # outside Ray
+        return resolve_device("auto")
+    return torch.device("cuda") if granted else torch.device("cpu")
+
+
+def _ray_gpu_ids() -> list | None:
+    """The GPUs Ray assigned to the running task ([] for none), or None outside Ray."""
     import ray
 
-    if ray.is_initialized() and not ray.get_gpu_ids():
-        return torch.device("cpu")
-    return torch.device("cuda")
+    if not ray.is_initialized():
+        return None
+    return list(ray.get_gpu_ids())
 
 
 #: What ``run_stack`` returns: one (status, rows) per trial, status "ok" or "diverged".
@@ -135,6 +152,9 @@ class StackedExperiment(Experiment):
         for t in trials:
             groups.setdefault(self.stack_key(t), []).append(t)
         budget = cfg.stack_memory_mb * 2**20
+        # The GPU share follows the device: none for CPU stacks (a GPU share would only
+        # keep them waiting for GPU slots); see the executor for "auto".
+        gpus = 0.0 if cfg.device == "cpu" else cfg.gpus_per_stack
         units = []
         for members in groups.values():
             first = members[0]
@@ -143,7 +163,7 @@ class StackedExperiment(Experiment):
             cost, label = self.stack_cost(first, cfg), self.stack_label(first)
             for i in range(0, len(members), size):
                 units.append(Unit(tuple(members[i:i + size]), num_cpus=1,
-                                  num_gpus=cfg.gpus_per_stack, label=f"{label}-{i}",
+                                  num_gpus=gpus, label=f"{label}-{i}",
                                   extra={"cost": cost}))
         return sorted(units, key=lambda u: -u.extra["cost"])
 

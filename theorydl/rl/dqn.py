@@ -39,6 +39,7 @@ from theorydl.rl.envs import BACKENDS, MINATAR_GAMES, Env, make_env
 
 __all__ = [
     "DQNConfig",
+    "allow_tf32",
     "QNetwork",
     "TIMER_COUNTS",
     "TIMER_PARTS",
@@ -132,6 +133,10 @@ class DQNConfig:
     conv_strides: tuple[int, ...] = (1,)
     #: Units of the last hidden (fully connected, ReLU) layer: what ``record_policy`` records.
     hidden: int = 128
+    #: TF32 convolutions and matmuls on GPUs that have them (Ampere and later): faster, with
+    #: a 10-bit mantissa, so a run differs from the CPU's beyond float32 rounding. Off by
+    #: default (torch turns cuDNN's on); no effect on CPU. See ``allow_tf32``.
+    allow_tf32: bool = False
 
     def __post_init__(self) -> None:
         for name in ("conv_channels", "conv_kernels", "conv_strides"):  # lists from JSON/YAML
@@ -172,6 +177,20 @@ class DQNConfig:
 
 
 # --------------------------------------------------------------------------- devices & seeds
+
+
+@contextlib.contextmanager
+def allow_tf32(allowed: bool) -> Iterator[None]:
+    """Run the block with TF32 convolutions (cuDNN) and matmuls (cuBLAS) allowed or not,
+    restoring both switches after. They are process-wide, and a Ray worker runs many
+    units, so each run sets them rather than inheriting the last one's."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    old = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = bool(allowed)
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = old
 
 
 @contextlib.contextmanager
@@ -472,7 +491,7 @@ def train_dqn(cfg: DQNConfig, seed: int, device: str | torch.device = "cpu",
     Returns:
         ``TrainOutput`` (CPU state dict, episode returns and end steps, per-update losses).
     """
-    with torch_threads(num_threads):
+    with torch_threads(num_threads), allow_tf32(cfg.allow_tf32):
         return _train_dqn(cfg, seed, resolve_device(device), progress_cb, timers)
 
 

@@ -20,7 +20,8 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from theorydl.rl.dqn import DQNConfig, build_network, env_from_config, resolve_device, torch_threads
+from theorydl.rl.dqn import (DQNConfig, allow_tf32, build_network, env_from_config,
+                               resolve_device, torch_threads)
 
 __all__ = ["RECORDING_FORMAT", "Recording", "record_policy", "recording_from_arrow", "recording_to_arrow"]
 
@@ -107,7 +108,7 @@ def record_policy(state_dict: Mapping[str, Tensor], cfg: DQNConfig, n_steps: int
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
-    with torch_threads(num_threads):
+    with torch_threads(num_threads), allow_tf32(cfg.allow_tf32):
         return _record(state_dict, cfg, int(n_steps), float(epsilon), int(seed), resolve_device(device),
                        keep_frames)
 
