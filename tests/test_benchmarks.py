@@ -27,3 +27,20 @@ def test_stacks_compares_every_way_on_both_families(capsys):
             values = [float(part.split()[-1]) for part in line.split(": ", 1)[1].split(", ")]
             assert max(values) < 1e-5, line
     assert out.strip().splitlines()[-1].startswith("speedup: ")
+
+
+def test_gpu_check_smoke_runs_every_section_and_writes_json(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "gpu_check.json"
+    load_script("gpu_check").main(["--smoke", "--out", str(out)])
+    results = json.loads(out.read_text())
+    sections = ("environment", "parity", "host_syncs", "ib_scaling", "ib_paper", "width", "dqn")
+    assert all(name in results for name in sections)
+    assert results["host_syncs"]["per_training_step"] == 0
+    # Same device on both sides in the smoke run: parity must be exact.
+    assert results["parity"]["binning_max_diff_bits"] == 0.0
+    assert results["parity"]["max_weight_diff_after_1_epochs"] == 0.0
+    assert [r["models"] for r in results["ib_scaling"]["rows"]] == [1, 3]
+    assert {r["optimizer"] for r in results["width"]["rows"]} == {"sgd", "pathsgd", "adam"}
+    assert results["dqn"]["counts"]["updates"] > 0
