@@ -92,9 +92,11 @@ def train(params: Params, name: str) -> dict[str, Any]:
 
 def search(params: Params, name: str) -> dict[str, Any]:
     """An experiment's search stage (Optuna ask-and-tell over cached trials); writes its
-    outputs and the rows of every searched point."""
-    import pyarrow as pa
+    outputs and the rows of every searched point.
 
+    ``exp.search(params, cfg, run)`` calls ``run(specs)`` for each round, and last for
+    every point it searched (from its journal: cached rows are served, lost ones run
+    again); that last call's rows are the search table."""
     from theorydl.experiments.base import StageError
     from theorydl.sweep.executor import ensure_ray
 
@@ -119,12 +121,12 @@ def search(params: Params, name: str) -> dict[str, Any]:
             import ray
 
             ray.shutdown()
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else None
-    if table is not None:
-        order = pc.sort_indices(table, [("trial_id", "ascending"), ("attempt_id", "ascending")])
-        table = table.take(order)
-        write_table_atomic(table, Path(cfg.paths.search_trials))
-        _warn_failed(table, f"{name}_search")
+    if not tables:
+        raise StageError(f"{name}.search ran no trials: its last run(specs) call must "
+                         f"cover every searched point")
+    table = tables[-1]  # run_specs's order: by trial, then attempt
+    write_table_atomic(table, Path(cfg.paths.search_trials))
+    _warn_failed(table, f"{name}_search")
     return result
 
 

@@ -148,14 +148,19 @@ def test_pathsgd_does_not_see_the_rescaling_but_sgd_does(cfg):
     assert abs(finals["sgd"][0] - finals["sgd"][1]) > 1e-3
 
 
-def _run_in_process(exp, cfg, calls):
-    """A runner that trains specs in this process, like the stage does through Ray."""
+def _run_in_process(exp, cfg, calls, cache=None):
+    """A runner that trains specs in this process, like the stage does through Ray, with
+    a trial cache (``cache``: trial id -> result): ``calls`` gets the number trained by
+    each call that trained any."""
+    cache = {} if cache is None else cache
+
     def run(specs):
-        calls.append(len(specs))
-        results = []
-        for unit in exp.units(specs, cfg):
-            results += exp.run_unit(unit, cfg)
-        return build_table(specs, results, {"git_sha": None})
+        todo = [s for s in {s.id: s for s in specs}.values() if s.id not in cache]
+        if todo:
+            calls.append(len(todo))
+            for unit in exp.units(todo, cfg):
+                cache.update((r.trial_id, r) for r in exp.run_unit(unit, cfg))
+        return build_table(specs, [cache[s.id] for s in specs], {"git_sha": None})
     return run
 
 
@@ -179,10 +184,24 @@ def test_search_writes_best_lrs_and_resumes_from_its_journal(cfg):
     lrs = {(s.config["optimizer"], s.config["width"]): s.config["lr"] for s in exp.trials(cfg)}
     for (opt, w), lr in lrs.items():
         assert lr == out["best"][study_key(opt, 1, w, 0.0)]["lr"]
-    # A second search finds every study complete: nothing is asked or run again.
+    # A second search finds every study complete: nothing is asked or trained again,
+    # and its last call still covers every searched point (the stage's table).
     again: list[int] = []
-    assert exp.search(None, cfg, _run_in_process(exp, cfg, again))["best"] == out["best"]
-    assert again == []
+    cache: dict = {}
+    first = _run_in_process(exp, cfg, [], cache)
+    assert exp.search(None, cfg, first)["best"] == out["best"]
+    searched = set(cache)
+    assert len(searched) >= len(keys) and again == []
+    last: list[set] = []
+
+    def recording(specs):
+        last.append({s.id for s in specs})
+        return _run_in_process(exp, cfg, again)(specs)
+
+    # The store lost (a new run.store): the journal's points are trained again, as the
+    # same trials, and the best learning rates stay the journal's.
+    assert exp.search(None, cfg, recording)["best"] == out["best"]
+    assert last == [searched] and again == [len(searched)]
 
 
 def test_search_scores_rank_by_error_then_loss():

@@ -195,3 +195,36 @@ def test_caches_rerun_nothing_and_a_key_reruns_only_its_readers(workspace):
     finally:
         (work / "params.yaml").write_text(params)
         (work / "dvc.yaml").write_text(dvc_yaml)
+
+
+def _content(path: Path):
+    """A results table without its provenance columns (and attempt ids), row-sorted."""
+    import pyarrow.parquet as pq
+
+    from theorydl.store.rows import PROVENANCE_COLUMNS
+
+    table = pq.read_table(path)
+    keep = [c for c in table.column_names if c not in (*PROVENANCE_COLUMNS, "attempt_id")]
+    return sorted(map(json.dumps, table.select(keep).to_pylist()))
+
+
+def test_a_forced_search_and_a_lost_store_still_write_the_search_table(workspace, tmp_path):
+    # DVC deletes a stage's outputs before running it, and the journal says the search
+    # is complete: the stage must write its table anyway (from the journal and the
+    # store), and when the store is lost too, train the journal's points again.
+    work, env = workspace
+    _sh(["dvc", "repro"], work, env)
+    search = work / "results" / "width" / "search_trials.parquet"
+    before = _content(search)
+    _sh(["dvc", "repro", "-f", "-s", "width_search"], work, env)
+    assert _content(search) == before
+    store, kept = work / ".theorydl" / "store", tmp_path / "store"
+    shutil.move(store, kept)
+    try:
+        out = _sh(["dvc", "repro", "-f", "-s", "width_search"], work, env)
+        assert re.search(r"width: \d+ trials asked for, 0 cached", out), out
+        assert _content(search) == before
+        _sh(["dvc", "repro"], work, env)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.move(kept, store)

@@ -543,6 +543,16 @@ class Width(StackedExperiment):
             scores = search_scores(table)
             for key, number, spec in asked:
                 studies[key][0].tell(number, scores.get(spec.id))
+        # Every searched point's rows, from the parameters the journal recorded: served by
+        # the trial cache, trained again where the store lost them. So the stage writes
+        # its table whenever it succeeds, whatever state the journal and the store are
+        # in (a complete journal asks nothing; a forced re-run has had its outputs deleted).
+        searched: dict[str, TrialSpec] = {}
+        for key, (search, point) in studies.items():
+            for p in search.told():
+                spec = self._spec(shared, init="balanced", lr=p["lr"], seed=s.seed, **point)
+                searched[spec.id] = spec
+        run(list(searched.values()))
         best = {}
         for key, (search, _) in studies.items():
             found = search.best()

@@ -84,6 +84,11 @@ class AskTellSearch:
             points.append((trial.number, params))
         return points
 
+    def told(self) -> list[dict[str, float]]:
+        """The parameters of every point told so far (completed or failed), in order."""
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        return [dict(t.params) for t in self.study.get_trials(deepcopy=False, states=states)]
+
     def finished(self) -> int:
         """Points told so far (completed or failed)."""
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
