@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--params", default="params.yaml", help="params file")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="validate the params file")
+    validate = sub.add_parser("validate", help="validate the params file")
+    validate.add_argument("--stamp", help="when valid, write this file (the DVC stage "
+                          "`validate`, whose output every other stage depends on)")
     for name in ("data", "analyze", "status", "search"):
         sub.add_parser(name).add_argument("experiment")
     train = sub.add_parser("train", help="run missing trials, write the train table")
@@ -72,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name is not None:
             experiments.get(name)
         if args.command == "validate":
+            if args.stamp:
+                stages.write_params_stamp(args.stamp)
             print(f"{args.params}: ok ({', '.join(experiments.names())})")
         elif args.command == "data":
             stages.data(params, name)

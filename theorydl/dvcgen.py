@@ -6,7 +6,8 @@
 Run it after changing an experiment's stages, a module's imports or a path in params.yaml;
 a test fails until the committed dvc.yaml is what this writes. Per experiment, one stage
 per kind it declares (``<name>_data``, ``_search``, ``_train``, ``_analyze``), then
-``report``. Each stage lists:
+``report``, after a first stage ``validate`` that checks the whole params file and that
+every other stage depends on (see :data:`theorydl.stages.PARAMS_STAMP`). Each stage lists:
 
 - deps: the output files of other stages that it reads, and every project module it
   imports: the static import graph (``import`` and ``from ... import`` anywhere, inside
@@ -168,7 +169,7 @@ def _stage_entries(root: Path, data: Mapping, params) -> tuple[dict, dict]:
     plots: dict[str, dict] = {}
     entries: dict[str, dict] = {}
     script = {kind: root / "pipelines" / f"{kind}.py"
-              for kind in ("data", "search", "train", "analyze", "report")}
+              for kind in ("validate", "data", "search", "train", "analyze", "report")}
     modules, shown = [], []
     for name in experiments.names():
         exp = experiments.get(name)
@@ -185,7 +186,7 @@ def _stage_entries(root: Path, data: Mapping, params) -> tuple[dict, dict]:
             for key in stage.writes:
                 outs[exp.paths_model().kind(key)].append(paths[key])
             entry: dict[str, Any] = {"cmd": f"python pipelines/{kind}.py {name}"}
-            entry["deps"] = [*(paths[k] for k in stage.needs),
+            entry["deps"] = [stages.PARAMS_STAMP, *(paths[k] for k in stage.needs),
                              *code_deps([script[kind], module], root)]
             keys = _params_keys(stages.READS[kind], data) + _params_keys(
                 [f"{name}.{k}" for k in stage.reads], data)
@@ -198,12 +199,23 @@ def _stage_entries(root: Path, data: Mapping, params) -> tuple[dict, dict]:
             plots[plot_id] = _plot(plot, paths[plot.data])
     entries["report"] = {
         "cmd": "python pipelines/report.py",
-        "deps": [*shown, *code_deps([script["report"], *modules], root)],
+        "deps": [stages.PARAMS_STAMP, *shown, *code_deps([script["report"], *modules], root)],
         "params": [*_params_keys(stages.READS["report"], data),
                    *(n for n in experiments.names() if n in data)],
         "outs": [params.report.path],
     }
-    return plots, entries
+    # First, and a dependency of every stage: the whole params file (every key, so an
+    # unknown section or key anywhere re-runs it) validated before any stage deletes or
+    # writes an output. Its output does not change while the params are valid.
+    validate = {
+        "cmd": "python pipelines/validate.py",
+        "deps": code_deps([script["validate"], *modules], root),
+        "params": [{"params.yaml": None}],
+        # persist: DVC leaves it in place while the stage runs, so a rejected params
+        # file removes no output at all.
+        "outs": [{stages.PARAMS_STAMP: {"persist": True}}],
+    }
+    return plots, {"validate": validate, **entries}
 
 
 def _plot(plot, path: str) -> dict:

@@ -23,7 +23,8 @@ from theorydl.store.store import Store, write_table_atomic
 from theorydl.sweep.executor import execute_units
 from theorydl.sweep.planner import plan_trials
 
-__all__ = ["data", "train", "search", "run_specs", "status", "analyze", "report", "READS"]
+__all__ = ["data", "train", "search", "run_specs", "status", "analyze", "report", "READS",
+           "PARAMS_STAMP", "write_params_stamp"]
 
 log = logging.getLogger("theorydl")
 
@@ -32,6 +33,20 @@ log = logging.getLogger("theorydl")
 READS: dict[str, tuple[str, ...]] = {
     "data": (), "search": ("run",), "train": ("run", "wandb"), "analyze": ("wandb",),
     "report": ("report.path",)}
+
+
+#: The output of the `validate` stage, which checks the whole params file and which every
+#: other stage depends on: DVC runs it first, so a malformed params file stops `dvc repro`
+#: before any stage deletes or writes an output. Its content never changes while the
+#: params are valid, so a valid edit re-runs only the stages that read what changed.
+PARAMS_STAMP = "results/params.valid"
+
+
+def write_params_stamp(path: str | Path = PARAMS_STAMP) -> None:
+    """Write the `validate` stage's output (called once the params validated)."""
+    from theorydl.store.store import write_text_atomic
+
+    write_text_atomic(Path(path), "params.yaml: valid (`theorydl validate`)\n")
 
 
 def data(params: Params, name: str) -> None:

@@ -301,3 +301,17 @@ def test_a_search_killed_mid_round_resumes_with_the_same_points(cfg):
     out = exp.search(None, cfg, record)
     assert asked[1] == asked[0]
     assert all(b["points"] == cfg.search.n_trials for b in out["best"].values())
+
+
+def test_a_lost_journal_replays_the_same_points_from_the_cache(cfg):
+    # The sampler is seeded and the cache answers with the same values, so a new study
+    # asks the same points: nothing trains again and the best learning rates agree.
+    import os
+
+    exp, cache, trained = Width(), {}, []
+    out = exp.search(None, cfg, _run_in_process(exp, cfg, trained, cache))
+    first = set(cache)
+    os.remove(cfg.search.storage)
+    again: list[int] = []
+    assert exp.search(None, cfg, _run_in_process(exp, cfg, again, cache))["best"] == out["best"]
+    assert again == [] and set(cache) == first

@@ -152,18 +152,62 @@ def test_no_secret_lands_in_the_store_outputs_or_logs(workspace):
     assert scanned > 20 and any((work / ".theorydl" / "store").rglob("*.parquet"))
 
 
-def test_malformed_params_stop_dvc_before_compute(workspace):
+#: Malformed params files (a change to the test profile's params.yaml) and what the
+#: error must name. Each kind: an unknown section, an unknown key in a section whose
+#: stages read only some keys (report) or none of the changed one, a wrong type, a value
+#: out of range, a bad nested key, an impossible width, broken YAML.
+MALFORMED = [
+    ("\ncensus:\n", "\nwidht: {}\ncensus:\n", "widht"),
+    ("  path: report/index.html", "  path: report/index.html\n  pth: x", "report.pth"),
+    ("functions_per_unit: 64", "functions_per_unit: -64", "census.functions_per_unit"),
+    ("activations: [tanh, relu]", "activations: [tanh, swish]", "ib.activations"),
+    ("  lr: 0.0004", "  lr: fast", "ib.lr"),
+    ("  n_log_epochs: 8", "  n_log_epochs: 8\n  epoch: 3", "ib.epoch"),
+    ("rerun: failed", "rerun: sometimes", "run.rerun"),
+    ("widths: [4, 64]", "widths: [0, 64]", "width.widths"),
+    ("    total_steps: 400", "    total_steps: 0", "samdp.dqn.total_steps"),
+    ("  n_seeds: 2\n  # Learning rates", "  n_seeds: [2\n  # Learning rates", "params.yaml"),
+]
+
+
+def _outputs(work: Path) -> dict[str, bytes]:
+    """Every file the stages wrote, and dvc.lock, by content."""
+    import hashlib
+
+    found = {}
+    for folder in ("data", "results", "metrics", "figures", "plots", "report"):
+        for path in sorted((work / folder).rglob("*")):
+            if path.is_file():
+                found[str(path.relative_to(work))] = hashlib.sha256(path.read_bytes()).digest()
+    found["dvc.lock"] = hashlib.sha256((work / "dvc.lock").read_bytes()).digest()
+    return found
+
+
+def test_malformed_params_stop_dvc_repro_before_any_output_changes(workspace):
+    # A `validate` stage over the whole file runs first (every stage depends on its
+    # output, which persists): whatever the mistake, no stage deletes or writes anything.
     work, env = workspace
+    _sh(["dvc", "repro"], work, env)
+    before = _outputs(work)
+    assert "results/params.valid" in before and len(before) > 20
     params = (work / "params.yaml").read_text()
     try:
-        (work / "params.yaml").write_text(params.replace("functions_per_unit: 64",
-                                                         "functions_per_unit: -64"))
-        proc = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode != 0
-        assert "census.functions_per_unit" in proc.stdout + proc.stderr
+        for old, new, needle in MALFORMED:
+            assert params.count(old) == 1, old
+            (work / "params.yaml").write_text(params.replace(old, new))
+            proc = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True,
+                                  text=True, timeout=300)
+            said = proc.stdout + proc.stderr
+            assert proc.returncode != 0, (needle, said)
+            assert needle in said, (needle, said)
+            assert "Running stage 'validate'" in said or needle == "params.yaml", said
+            assert _outputs(work) == before, needle
     finally:
         (work / "params.yaml").write_text(params)
+    # Valid again: the validation re-runs, its output is the same, nothing else runs.
+    out = _sh(["dvc", "repro"], work, env)
+    assert _outputs(work) == before
+    assert "Running stage" not in out.replace("Running stage 'validate'", ""), out
 
 
 def _changed(work, env) -> set[str]:
