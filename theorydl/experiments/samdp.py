@@ -191,7 +191,8 @@ class SAMDPExperiment(Experiment):
             for game in cfg.games for seed in range(cfg.n_seeds)]
 
     def units(self, trials, cfg: SAMDPConfig) -> list[Unit]:
-        return [Unit((t,), num_cpus=1, num_gpus=cfg.gpus_per_trial,
+        gpus = 0.0 if cfg.device == "cpu" else cfg.gpus_per_trial
+        return [Unit((t,), num_cpus=1, num_gpus=gpus,
                      label=f"{t.config['game']}-{t.seed}") for t in trials]
 
     def run_unit(self, unit: Unit, cfg: SAMDPConfig) -> list[TrialResult]:
