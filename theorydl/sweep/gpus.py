@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import logging
 
+from theorydl.experiments.base import StageError
+
 __all__ = ["GpuRequest", "decide", "cluster_autoscales"]
 
 log = logging.getLogger("theorydl")
 
 
-class GpuRequest(Exception):
-    """A sweep asks for GPUs that the cluster can never provide."""
+class GpuRequest(StageError):
+    """A sweep asks for GPUs that the cluster can never provide (the stage fails with
+    this message before anything is submitted)."""
 
 
 def decide(experiment: str, device: str, wants_gpus: bool, cluster_gpus: float,
