@@ -58,3 +58,28 @@ def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     ax.legend(fontsize=8)
     save_figure(fig, path)
     plt.close(fig)
+
+
+def formula_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
+    """Functions of N inputs with an AND/OR/NOT formula of at most s gates, against s.
+
+    ``rows``: census rows named ``formulas<=s`` with ``n_inputs`` and ``n_realizable``.
+    One curve per N, each ending where every 2^(2^N) function is reached (dotted line).
+    """
+    import math
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for n in sorted({r["n_inputs"] for r in rows}):
+        mine = sorted(((int(r["architecture"].split("<=")[1]), r["n_realizable"])
+                       for r in rows if r["n_inputs"] == n))
+        line, = ax.plot([s for s, _ in mine], [math.log2(c) for _, c in mine], marker="o",
+                        ms=3, label=f"N = {n}")
+        ax.axhline(2.0 ** n, color=line.get_color(), ls=":", lw=0.8)
+    ax.set_xlabel("s (AND/OR gates; NOT free)")
+    ax.set_ylabel("log2(functions with a formula of size <= s)")
+    ax.set_title("X-forms: what formulas of size s reach")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
