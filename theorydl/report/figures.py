@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["census_figure", "save_figure"]
+__all__ = ["census_figure", "formula_figure", "save_figure"]
 
 
 def _pyplot():
