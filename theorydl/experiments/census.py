@@ -153,6 +153,7 @@ class Census(Experiment):
         "train": Stage(reads=("n_inputs", "architectures", "functions_per_unit",
                               "network_n_inputs"), needs=("domains",)),
     }
+    stages = {**stages, "analyze": Stage(reads=("network_n_inputs",))}
     claims = CLAIMS
     plots = {"census": Plot(
         "plot", x="n_inputs", y=("log2_threshold", "log2_all_functions"),

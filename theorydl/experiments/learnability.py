@@ -151,7 +151,7 @@ class Learnability(StackedExperiment):
         "train": Stage(reads=("n_inputs", "widths", "depths", "activations", "n_seeds",
                               "steps", "lr", "functions_per_trial", "device",
                               "gpus_per_stack", "stack_memory_mb")),
-        "analyze": Stage(reads=("n_hardest",)),
+        "analyze": Stage(reads=("n_hardest", "n_seeds")),
     }
     claims = CLAIMS
     plots = {"learnability": Plot(
