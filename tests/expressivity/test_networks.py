@@ -62,6 +62,7 @@ def test_network_counts_equal_brute_force_over_integer_weights(n, widths, w):
 def test_one_unit_network_is_the_threshold_census_and_shards_union_to_the_whole():
     for n in range(5):
         assert count_network(n, (1,)).n_realizable == KNOWN_COUNTS["threshold"][n]
+    assert network_shards(0) == 1 and count_network(0, (2,), 0, 1).n_realizable == 2
     whole = count_network(3, (2,))
     parts = [count_network(3, (2,), i, i + 1) for i in range(network_shards(3))]
     union = set().union(*(p.classes for p in parts))

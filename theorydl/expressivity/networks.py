@@ -214,8 +214,9 @@ def _reach(n_points: int, choices: np.ndarray, widths: Sequence[int], search: _S
 
 def network_shards(n: int) -> int:
     """How many shards a network count of n inputs splits into: one per NPN class of
-    non-constant threshold functions (the first unit's representatives)."""
-    return len(_first_units(_check_net_n(n)))
+    non-constant threshold functions (the first unit's representatives); N = 0 has none
+    (only the constants) and one, empty, shard."""
+    return max(1, len(_first_units(_check_net_n(n))))
 
 
 @functools.lru_cache(maxsize=None)
@@ -255,9 +256,9 @@ def count_network(n: int, widths: Sequence[int], start: int = 0, stop: int | Non
     if not widths or min(widths) < 1:
         raise ValueError(f"hidden widths must be >= 1, got {widths}")
     firsts = _first_units(n)
-    stop = len(firsts) if stop is None else stop
-    if not 0 <= start <= stop <= len(firsts):
-        raise ValueError(f"need 0 <= start <= stop <= {len(firsts)} (shards of N={n}), "
+    stop = network_shards(n) if stop is None else stop
+    if not 0 <= start <= stop <= network_shards(n):
+        raise ValueError(f"need 0 <= start <= stop <= {network_shards(n)} (shards of N={n}), "
                          f"got {start}, {stop}")
     class_of, sizes = npn_classes(n)
     search = _Search(class_of, np.zeros(len(sizes), dtype=bool))
