@@ -35,7 +35,7 @@ def expressible_figure(summary: Sequence[dict[str, Any]], path: str | Path) -> N
             ax.bar(x + (i + 1) * width, got, width, label=f"learned: {act}")
         ax.axhline(2 ** 2 ** n, color="k", ls=":", lw=1, label="all functions")
         ax.set_xticks(x + width * len(acts) / 2, archs, rotation=30)
-        ax.set_yscale("log")
+        ax.set_ylim(0, 2 ** 2 ** n * 1.05)
         ax.set_title(f"N = {n}")
         ax.set_ylabel("functions")
         ax.grid(alpha=0.3, axis="y")
@@ -47,8 +47,9 @@ def expressible_figure(summary: Sequence[dict[str, Any]], path: str | Path) -> N
 
 def classes_figure(class_rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Seed success fraction per NPN class (largest N; classes ordered by their mean
-    success over every architecture), one line per (activation, architecture); hollow
-    markers: classes the threshold network of that shape cannot express."""
+    success over every architecture), one line per (activation, architecture): colour the
+    architecture, line style the activation; hollow markers: classes the threshold
+    network of that shape cannot express."""
     plt = _pyplot()
     n = max(r["n_inputs"] for r in class_rows)
     mine = [r for r in class_rows if r["n_inputs"] == n]
@@ -58,11 +59,17 @@ def classes_figure(class_rows: Sequence[dict[str, Any]], path: str | Path) -> No
     order = sorted(classes, key=lambda c: -mean[c])
     pos = {c: i for i, c in enumerate(order)}
     fig, ax = plt.subplots(figsize=(max(5.5, 0.05 * len(order) + 4), 4))
+    styles = ["-", "--", ":", "-."]
+    acts = sorted({r["activation"] for r in mine})
+    archs = sorted({r["architecture"] for r in mine})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for act, arch in sorted({(r["activation"], r["architecture"]) for r in mine}):
         rs = sorted((r for r in mine if r["activation"] == act and r["architecture"] == arch),
                     key=lambda r: pos[r["npn_class"]])
         xs = [pos[r["npn_class"]] for r in rs]
-        line, = ax.plot(xs, [r["seed_success"] for r in rs], lw=1, label=f"{act} {arch}")
+        line, = ax.plot(xs, [r["seed_success"] for r in rs], lw=1, label=f"{act} {arch}",
+                        ls=styles[acts.index(act) % len(styles)],
+                        color=colors[archs.index(arch) % len(colors)])
         ax.scatter([pos[r["npn_class"]] for r in rs if not r["expressible"]],
                    [r["seed_success"] for r in rs if not r["expressible"]], s=14,
                    facecolors="none", edgecolors=line.get_color())
