@@ -134,7 +134,7 @@ def npn_classes(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _unit_choices(n_points: int, tables: np.ndarray) -> np.ndarray:
     """Non-constant tables with f(x_0) = 0 (one of each pair {t, not t}), distinct."""
-    full = np.uint64(2**n_points - 1) if n_points < 64 else np.uint64(-1)
+    full = np.uint64(2**n_points - 1)  # n_points <= 16 here
     t = np.unique(np.where(tables & np.uint64(1), tables ^ full, tables))
     return t[(t != 0) & (t != full)]
 
