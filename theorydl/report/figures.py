@@ -40,14 +40,17 @@ def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ns = sorted({r["n_inputs"] for r in rows})
     ax.plot(ns, [2.0 ** n for n in ns], "k-", marker="s", label="all functions: $2^N$")
+    drawn = set()  # published series already marked (net-1 shares threshold's A000609)
     for arch in sorted({r["architecture"] for r in rows}):
         mine = sorted((r for r in rows if r["architecture"] == arch), key=lambda r: r["n_inputs"])
         ax.plot([r["n_inputs"] for r in mine], [math.log2(r["n_realizable"]) for r in mine],
                 marker="o", label=f"{arch} (computed)")
         pub = [r for r in mine if r.get("published")]
-        if pub:
+        series = tuple((r["n_inputs"], r["published"]) for r in pub)
+        if pub and not set(series) <= drawn:
+            drawn.update(series)
             ax.plot([r["n_inputs"] for r in pub], [math.log2(r["published"]) for r in pub],
-                    ls="none", marker="x", ms=9, color="tab:red", label=f"{arch}: OEIS A000609")
+                    ls="none", marker="x", ms=9, color="tab:red", label="OEIS A000609 (one unit)")
     if len(ns) > 1:
         ax.plot(ns, [n * n for n in ns], ":", color="gray", label="$N^2$ (asymptotic)")
     ax.set_xlabel("N (inputs)")
