@@ -14,6 +14,7 @@ def _cfg(tmp_path, **kw):
     paths = {k: str(tmp_path / f"{k}.out") for k in ("domains", "trials", "table", "metrics",
                                                      "plot", "figure")}
     paths["figure"] = str(tmp_path / "census.png")
+    paths["formula_figure"] = str(tmp_path / "formulas.png")
     return CensusConfig(**{"n_inputs": [0, 2, 3], "architectures": ["threshold"],
                            "functions_per_unit": 40, "paths": paths, **kw})
 
@@ -46,7 +47,7 @@ def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
     assert metrics["threshold"]["n_realizable"] == {"0": 2, "2": 14, "3": 104}
     assert metrics["threshold"]["matches_published"] is True
     claims = Census().record_claims(metrics, cfg)["claims"]
-    assert {k: e["verdict"] for k, e in claims.items()} == {
+    assert {k: e["verdict"] for k, e in claims.items() if k.startswith("threshold")} == {
         "threshold_n0": "reproduced", "threshold_n1": "not checkable at this scale",
         "threshold_n2": "reproduced", "threshold_n3": "reproduced",
         "threshold_n4": "not checkable at this scale",
@@ -80,3 +81,40 @@ def test_data_stage_domains_are_checked_by_train(tmp_path):
     Census().check_data(cfg)
     with pytest.raises(StageError, match="N=4 domain"):
         Census().check_data(cfg.model_copy(update={"n_inputs": [4]}))
+
+
+def test_networks_and_formulas_are_rows_of_the_same_table(tmp_path):
+    cfg = _cfg(tmp_path, n_inputs=[2], network_n_inputs=[2, 3],
+               architectures=["threshold", "net-1", "net-2", "net-2-2", "formulas"])
+    specs = Census().trials(cfg)
+    assert sum(s.config["architecture"] == "net-2" for s in specs) == 2 + 5  # N=2, N=3 shards
+    table = _run_all(cfg)
+    rows = census_table(table)
+    count = {(r["architecture"], r["n_inputs"]): r["n_realizable"] for r in rows}
+    assert count["net-1", 3] == count["threshold", 2] + 90 == 104
+    assert count["net-2", 2] == 16 and count["net-2", 3] == count["net-2-2", 3] == 254
+    assert [count[f"formulas<={s}", 2] for s in range(4)] == [6, 14, 14, 16]
+    assert set(rows[0]) == {"architecture", "n_inputs", "n_functions", "n_realizable",
+                            "published", "matches_published"}
+    metrics = Census().analyze(table, cfg, params=None)
+    assert metrics["net-1"]["matches_published"] is True
+    assert metrics["formulas"]["size_to_reach_all"] == {"2": 3, "3": 9}
+    assert metrics["symmetry"]["npn_classes"] == {"2": 4, "3": 14}
+    claims = Census().record_claims(metrics, cfg)["claims"]
+    assert claims["net1_threshold_n3"]["verdict"] == "reproduced"
+    assert (tmp_path / "formulas.png").read_bytes()[:4] == b"\x89PNG"
+    # a missing network shard is refused, not counted as fewer functions
+    keep = [i for i, (a, st) in enumerate(zip(table["architecture"].to_pylist(),
+                                              table["start"].to_pylist()))
+            if not (a == "net-2" and st == 1)]
+    with pytest.raises(CensusIncomplete, match="first units"):
+        census_table(table.take(keep))
+
+
+def test_unknown_network_names_and_large_n_are_refused(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="net-k1"):
+        _cfg(tmp_path, architectures=["net-0"])
+    with pytest.raises(ValidationError, match="network_n_inputs"):
+        _cfg(tmp_path, architectures=["net-2"], network_n_inputs=[5])

@@ -476,3 +476,38 @@ def test_class_argmax_is_argmax_over_outputs_ties_included():
     gen = torch.Generator().manual_seed(8)
     z = torch.randint(0, 3, (4, 5, 33), generator=gen).to(F64)  # many ties
     assert torch.equal(class_argmax(z), z.argmax(1))
+
+
+class _StopAt(Hook):
+    """Stops original model i after period ``at[i]`` (forces compaction mid-run)."""
+
+    def __init__(self, at):
+        self.stop_at = at
+
+    def at(self, t, periods):
+        return t > 0
+
+    def __call__(self, period):
+        period.stop([j for j, i in enumerate(period.models) if self.stop_at[i] == period.t],
+                    "scheduled")
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_per_model_targets_train_each_model_on_its_own_labels(batch_size):
+    gen = torch.Generator().manual_seed(11)
+    seeds, stops = (0, 1, 2), (3, 9, 12)
+    X = torch.randn(N, 4, generator=gen, dtype=F64)
+    ys = torch.randint(0, 2, (len(seeds), N), generator=gen)
+    stack = init_stack((4, 6, 2), seeds, activation="tanh", dtype=F64)
+    res = train(stack, Arrays(X, ys, per_model=True), SGD([0.3] * 3, momentum=0.5), 12,
+                batch_size=batch_size, hooks=[_StopAt(stops)])
+    assert list(res.periods_run) == [3, 9, 12]
+    for i, seed in enumerate(seeds):
+        lone = init_stack((4, 6, 2), [seed], activation="tanh", dtype=F64)
+        alone = train(lone, Arrays(X, ys[i]), SGD([0.3], momentum=0.5), stops[i],
+                      batch_size=batch_size)
+        for a, b in zip(stack.params, lone.params):
+            torch.testing.assert_close(a[i], b[0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(res.loss[i, :stops[i]], alone.loss[0], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="per-model targets"):
+        train(stack, Arrays(X, ys[:2], per_model=True), SGD(0.1), 1)

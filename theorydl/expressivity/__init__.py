@@ -11,6 +11,9 @@ Exports: `count_realizable` / `ARCHITECTURES` (dispatch by architecture name),
 for one function), `threshold_mask` (many functions), `is_unate` (vectorised
 pre-filter), `truth_tables`, `input_patterns`, `n_functions`, `MAX_N`,
 `KNOWN_COUNTS`, and the brute-force cross-check `threshold_tables_by_weights`.
+
+Threshold networks (``net-k1-...-kL``) and AND/OR/NOT formulas are counted exactly in
+:mod:`theorydl.expressivity.networks` (N <= 4).
 """
 
 from theorydl.expressivity.threshold import (

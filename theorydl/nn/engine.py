@@ -110,10 +110,13 @@ def flat_views(flat: Tensor, shapes: Sequence[torch.Size]) -> list[Tensor]:
 class Arrays:
     """A fixed training set, visited in epochs: ``X`` (N, ...) inputs, ``y`` (N,) or
     (N, C) targets (int64 class indices or floats, as the loss wants). Every model sees
-    the same set, each in its own order."""
+    the same set, each in its own order. With ``per_model``, ``y`` has a leading model
+    axis, (M, N) or (M, N, C): model i fits the same inputs to its own targets ``y[i]``
+    (many target functions trained in one stack)."""
 
     X: Tensor
     y: Tensor
+    per_model: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,12 +327,17 @@ def train(
         n, full_batch, bs = data.steps_per_period * batch_size, False, batch_size
         steps: Sequence[int] = range(data.steps_per_period)
         X = y = None
+        per_model = False
     else:
         X = data.X.to(device=device, dtype=dtype)
         y = data.y.to(device=device, dtype=torch.int64 if loss.integer_targets else dtype)
         n = X.shape[0]
-        if y.shape[0] != n:
-            raise ValueError(f"X has {n} samples but y has {y.shape[0]}")
+        per_model = data.per_model
+        if per_model and (y.dim() < 2 or y.shape[0] != m):
+            raise ValueError(f"per-model targets need y of shape (M={m}, N, ...), "
+                             f"got {tuple(y.shape)}")
+        if y.shape[1 if per_model else 0] != n:
+            raise ValueError(f"X has {n} samples but y has {y.shape[1 if per_model else 0]}")
         full_batch = batch_size is None or batch_size >= n
         bs = n if full_batch else batch_size
         steps = range(0, n, bs)
@@ -353,7 +361,7 @@ def train(
     state = optimizer.init(opt_params)
     generators = [] if full_batch else [data_generator(s) for s in family.seeds]
     shared_x = current.prepare(X) if full_batch else None
-    y_full = y.expand(m, *y.shape) if full_batch else None
+    y_full = (y if per_model else y.expand(m, *y.shape)) if full_batch else None
     drop = None
     if dropout:
         drop = (dropout, torch.Generator(device=device).manual_seed(dropout_seed))
@@ -394,7 +402,10 @@ def train(
             generators = [generators[j] for j in keep] if generators else []
             active = [active[j] for j in keep]
             active_idx = active_idx.index_select(0, keep_t)
-            if y_full is not None:
+            if per_model:
+                y = y.index_select(0, keep_t)
+                y_full = y if full_batch else None
+            elif y_full is not None:
                 y_full = y_full[: len(active)]
             current, grads, opt_params, opt_grads = bind()
         t += 1
@@ -412,7 +423,11 @@ def train(
                 # index_select on the flattened (M * b) indices: several times faster
                 # on CPU than advanced indexing with the (M, b) index tensor.
                 idx = order[:, start : start + bs].flatten()
-                yb = y.index_select(0, idx).view(k, -1, *y.shape[1:])
+                if per_model:
+                    rows = torch.arange(k, device=device).repeat_interleave(order[:, start : start + bs].shape[1])
+                    yb = y[rows, idx].view(k, -1, *y.shape[2:])
+                else:
+                    yb = y.index_select(0, idx).view(k, -1, *y.shape[1:])
                 xb = X.index_select(0, idx).view(k, yb.shape[1], *X.shape[1:])
             per_sample = current.value_and_grad(xb, yb, loss, grads, shared=full_batch,
                                                 dropout=drop)
