@@ -27,7 +27,8 @@ the n cosines becomes learnable; with sharing it teaches w for every patch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -40,6 +41,12 @@ SIGMAS = {"tanh": torch.tanh, "relu": torch.relu}
 _NP_SIGMAS = {"tanh": np.tanh, "relu": lambda t: np.maximum(t, 0.0)}
 
 
+@lru_cache(maxsize=8)
+def _hermite(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    t, weights = np.polynomial.hermite_e.hermegauss(nodes)
+    return t, weights / weights.sum()
+
+
 def feature_moments(w: np.ndarray, sigma: str, nodes: int = 200) -> tuple[float, float]:
     """(mean, std) of f = sum_j sigma(w_j x_j) for independent x_j ~ N(0, 1). ReLU in
     closed form: mean sum |w_j| / sqrt(2 pi), variance sum w_j^2 (1/2 - 1/(2 pi)); tanh
@@ -49,8 +56,7 @@ def feature_moments(w: np.ndarray, sigma: str, nodes: int = 200) -> tuple[float,
     if sigma == "relu":
         return (float(np.abs(w).sum() / math.sqrt(2 * math.pi)),
                 float(math.sqrt((w ** 2).sum() * (0.5 - 0.5 / math.pi))))
-    t, weights = np.polynomial.hermite_e.hermegauss(nodes)
-    weights = weights / weights.sum()
+    t, weights = _hermite(nodes)
     f = _NP_SIGMAS[sigma](np.outer(w, t))  # (n, nodes)
     mean = f @ weights
     var = (f ** 2) @ weights - mean ** 2
@@ -64,6 +70,11 @@ class Teacher:
     w: np.ndarray
     sigma: Literal["tanh", "relu"] = "tanh"
     beta: float = 4.0
+    moments: tuple[float, float] = field(init=False, repr=False)
+    """(mean, std) of a patch feature (:func:`feature_moments`), computed once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "moments", feature_moments(self.w, self.sigma))
 
     @classmethod
     def random(cls, n: int, seed: int, sigma: str = "tanh", beta: float = 4.0) -> "Teacher":
@@ -72,7 +83,7 @@ class Teacher:
 
     def features(self, x: Tensor) -> Tensor:
         """Standardised patch features z (b, n) of inputs x (b, n, n)."""
-        mean, std = feature_moments(self.w, self.sigma)
+        mean, std = self.moments
         w = torch.as_tensor(self.w, dtype=x.dtype, device=x.device)
         return (SIGMAS[self.sigma](x * w).sum(-1) - mean) / std
 
