@@ -279,7 +279,7 @@ def _gating_claims() -> tuple[Claim, ...]:
                 _FMS + ", memorisation of random Gaussian data (mean over (m, d, k))",
                 f"memorise.{network}.{ratio_key(r)}", "==", v, tolerance=tol,
                 profile="default" if ls else "paper",
-                scale={} if ls else {"memorise.optimizer": "sgd",
+                scale={"memorise.n_datasets": 2} if ls else {"memorise.optimizer": "sgd",
                                      "memorise.iterations": 100_000},
                 note=("closed form: its value depends on kd/m, not on the scale of the grid"
                       if ls else "the loss of a trained network depends on its budget: "
@@ -408,7 +408,7 @@ class Gating(StackedExperiment):
         from theorydl.data.vision import download, load, save_npz
 
         g = cfg.generalise
-        if g.dataset != "digits" and g.enabled:
+        if g.enabled and g.dataset != "digits":
             download(g.dataset, g.root)
         data = load(g.dataset, g.root, seed=g.seed)
         save_npz(data, cfg.paths.data)

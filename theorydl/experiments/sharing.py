@@ -60,7 +60,7 @@ class SharingConfig(StackResources):
     targets: list[Literal["low", "high", "mixed"]] = Field(
         default_factory=lambda: ["low", "high", "mixed"], min_length=1)
     """low: one patch feature; high: sum of cosines of every patch feature; mixed: high + C low."""
-    blend: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0], min_length=1)
+    blend: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0], min_length=1)
     """Weights C of the low part in the mixed target (the claim reads C = 1)."""
     hidden: int = Field(default=32, ge=1, le=4096)
     """ReLU units of g, the small net applied to every patch feature."""
