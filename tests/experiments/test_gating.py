@@ -29,6 +29,14 @@ def _params(repo_root, **sections):
     return load_params(repo_root / "params.yaml", profile)
 
 
+@pytest.mark.parametrize("sections, needle", [
+    ({"gating": {"memorise": {"ratios": [0.3]}}}, "gating.memorise"),
+    ({"gating": {"memorise": {"networks": ["tanh"]}}}, "gating.memorise.networks"),
+    ({"gating": {"generalise": {"lrs": [0.0]}}}, "gating.generalise.lrs"),
+    ({"gating": {"generalise": {"widhts": [3]}}}, "widhts"),
+    ({"sharing": {"log_every": 7}}, "log_every"),
+    ({"sharing": {"targets": ["low", "low"]}}, "sharing.targets"),
+])
 def test_bad_params_are_named(repo_root, sections, needle):
     with pytest.raises(ConfigError, match=needle):
         _params(repo_root, **sections)
