@@ -307,8 +307,10 @@ class Gating(StackedExperiment):
     stages = {
         "data": Stage(reads=("generalise.enabled", "generalise.dataset", "generalise.root",
                              "generalise.seed"), writes=("data",)),
-        "train": Stage(reads=("memorise", "generalise", "device", "gpus_per_stack",
-                              "stack_memory_mb"), needs=("data",)),
+        "train": Stage(reads=("memorise", *(f"generalise.{k}" for k in (
+            "enabled", "dataset", "seed", "pca_dims", "widths", "depth", "networks", "lrs",
+            "alphas", "iterations", "batch_size", "validation_fraction", "n_seeds")),
+            "device", "gpus_per_stack", "stack_memory_mb"), needs=("data",)),
         "analyze": Stage(),
     }
     claims = _gating_claims()
