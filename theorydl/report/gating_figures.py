@@ -63,7 +63,10 @@ def sharing_curves(curves, path) -> None:
     """Training loss (relative to the target's variance) against iterations, one panel per
     target, shared (solid) and unshared (dashed), mean over seeds."""
     plt = _pyplot()
-    targets = list(dict.fromkeys(curves.target_label))
+    order = {"low": 0, "high": 1, "mixed": 2}
+    first = curves.drop_duplicates("target_label")
+    targets = [t for _, _, t in sorted(zip(first.target.map(order), first.c.fillna(0.0),
+                                           first.target_label))]
     fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.3), squeeze=False)
     for ax, label in zip(axes.ravel(), targets):
         g = curves[curves.target_label == label]
