@@ -43,8 +43,7 @@ from pydantic import Field, field_validator, model_validator
 
 from theorydl.config import Params, Paths, Section, data_file, figure_file, plot_file
 from theorydl.experiments.base import Claim, Plot, Stage, StageError
-from theorydl.experiments.stacked import (StackedExperiment, StackResources, finite_or_none,
-                                          worker_device)
+from theorydl.experiments.stacked import StackedExperiment, StackResources, finite_or_none
 from theorydl.sweep.spec import TrialSpec
 
 __all__ = ["Gating", "GatingConfig", "memorise_data", "pca_whiten", "ratio_key"]
@@ -120,7 +119,7 @@ class GeneraliseConfig(Section):
     """SGD learning rates, chosen on the validation split (the paper: 1e-3, 5e-4, 1e-4)."""
     alphas: list[float] = Field(min_length=1)
     """GaLU gate scales, chosen on the validation split (the paper: 0.01 ... 10)."""
-    iterations: int = Field(default=3000, ge=1, le=10_000_000)
+    iterations: int = Field(default=2000, ge=1, le=10_000_000)
     """SGD steps (rounded up to whole epochs; the original: 100000)."""
     batch_size: int = Field(default=128, ge=1)
     """Minibatch size (the original: 128)."""

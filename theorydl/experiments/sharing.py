@@ -23,7 +23,6 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
