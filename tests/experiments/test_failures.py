@@ -16,7 +16,7 @@ from torch import nn
 from theorydl.config import ConfigError, read_yaml
 from theorydl.experiments.failures import Failures
 from theorydl.failures import tasks
-from theorydl.failures.learners import TupleHinge, _StepNet
+from theorydl.failures.learners import ExpectedReward, TupleHinge, _StepNet
 from theorydl.nn.modules import straight_through
 from theorydl.params import load_params
 from theorydl.store.rows import build_table
@@ -162,6 +162,29 @@ def test_tuple_hinge_matches_autograd():
         assert torch.allclose(dz, g)
 
 
+def test_expected_reward_matches_autograd():
+    z = torch.randn(2, 5, 3, requires_grad=True)
+    y = torch.randn(2, 3, 5)
+    per, dz = ExpectedReward()(z.detach(), y)
+    ref = -(torch.softmax(z, 1) * y.transpose(1, 2)).sum(1)
+    assert torch.allclose(per, ref)
+    (g,) = torch.autograd.grad(ref.sum(), z)
+    assert torch.allclose(dz, g, atol=1e-6)
+
+
+def test_stocks_targets_have_the_decomposition_as_mean():
+    """E[z | x] is the one-hot of the best stock: the two losses share their expected
+    gradient."""
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    x1, z = tasks.stocks_sampler(3, 4, False)(g1, 20000)
+    x2, hot = tasks.stocks_sampler(3, 4, True)(g2, 1)
+    best = tasks.draw_stocks(torch.Generator().manual_seed(0), 3, 4)
+    for i in range(3):
+        rows = z[x1[:, i] > 0]
+        expected = torch.nn.functional.one_hot(best[i], 4).float()
+        assert torch.allclose(rows.mean(0), expected, atol=0.05)
+
+
 # -------------------------------------------------------------------- pipeline
 
 
@@ -188,8 +211,10 @@ def test_test_profile_trains_and_analyzes(repo_root, tmp_path):
     assert 3.5 < slope < 4.5
     assert set(metrics["flat"]["final_error"]) == set(cfg.flat.methods)
     assert set(metrics["lines"]["log10_snr"]) == set(cfg.lines.methods)
+    assert on_disk["claims"]["stocks_moment_ratio_grows_like_k"]["verdict"] == "reproduced"
     for claim in ("parity_d30_fails", "lines_end_to_end_fails_k3", "whitened_conv_orders_faster"):
         assert on_disk["claims"][claim]["verdict"] == "not checkable at this scale"
     for key in ("figure_parity", "figure_conditioning", "figure_flat", "figure_lines",
-                "parity_plot", "variance_plot", "conditioning_plot", "flat_plot", "lines_plot"):
+                "figure_stocks", "parity_plot", "variance_plot", "conditioning_plot",
+                "flat_plot", "lines_plot", "stocks_plot"):
         assert Path(getattr(cfg.paths, key)).exists(), key

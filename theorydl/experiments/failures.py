@@ -17,9 +17,11 @@ conditioned:
   a classifier over the steps, and forward-only (straight-through) training;
 * ``lines``: k-tuples of line images labelled by the parity of their lines' angle bits;
   end to end, or with the per-image loss added (decomposition); accuracy against
-  iterations and the gradient's SNR at initialisation against k.
+  iterations and the gradient's SNR at initialisation against k;
+* ``stocks``: the same contrast on one-hot inputs and a softmax over k stocks; loss
+  curves, and the ratio of the two gradient estimators' second moments against k.
 
-A trial is (family, size, method, seed): size is d, n, d or k. The seeds of one (family,
+A trial is (family, size, method, seed): size is d, n, d, k or k. The seeds of one (family,
 size, method) train in one stack; every family draws fresh samples each step (no data
 stage: nothing is stored).
 """
@@ -41,7 +43,7 @@ __all__ = ["Failures", "FailuresConfig", "FAMILIES"]
 
 log = logging.getLogger("theorydl")
 
-FAMILIES = ("parity", "conditioning", "flat", "lines")
+FAMILIES = ("parity", "conditioning", "flat", "lines", "stocks")
 
 
 def _distinct_positive(value: list[int]) -> list[int]:
@@ -191,6 +193,35 @@ class LinesConfig(Section):
         return _distinct_positive(value)
 
 
+class StocksConfig(Section):
+    ks: list[int] = Field(default_factory=lambda: [2, 10, 100], min_length=1)
+    """Numbers of stocks k, the softmax's outputs (the authors: 100)."""
+    methods: list[Literal["end_to_end", "decomposition"]] = Field(
+        default_factory=lambda: ["end_to_end", "decomposition"], min_length=1)
+    """End to end (the expected reward) or decomposition (the best stock's probability)."""
+    d: int = Field(default=1000, ge=1)
+    """One-hot inputs (the authors: 1000)."""
+    lr: float = Field(default=0.1, gt=0.0)
+    """Adam learning rate (the authors: 0.1)."""
+    batch_size: int = Field(default=100, ge=1)
+    """Fresh samples per step (the authors: 100)."""
+    iterations: int = Field(default=1000, ge=1)
+    """Adam steps (the authors: 2500)."""
+    n_log: int = Field(default=10, ge=2)
+    """Log-spaced iterations at which the end-to-end loss is measured."""
+    eval_samples: int = Field(default=500, ge=1)
+    """Fresh samples the loss is measured on (the authors: 500)."""
+    probe_steps: int = Field(default=200, ge=2)
+    """Single-sample gradients at init whose second moments are compared."""
+
+    @field_validator("ks")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if min(value) < 2:
+            raise ValueError(f"k must be >= 2, got {value}")
+        return _distinct_positive(value)
+
+
 class FailuresAnalysis(Section):
     cond_ns: list[int] = Field(default_factory=lambda: [10, 20, 50, 100, 200, 500],
                                min_length=2)
@@ -213,6 +244,8 @@ class FailuresPaths(Paths):
     """Plot data: squared error against iteration, one column per learner."""
     lines_plot: str = plot_file("lines")
     """Plot data: log10 SNR at initialisation against k, per method."""
+    stocks_plot: str = plot_file("stocks")
+    """Plot data: the second-moment ratio (end to end / decomposition) against k."""
     figure_parity: str = figure_file("parity")
     """Parity accuracy against iterations per d, and the variance against d."""
     figure_conditioning: str = figure_file("conditioning")
@@ -221,12 +254,14 @@ class FailuresPaths(Paths):
     """Error against iterations per learner, and the staircase fits."""
     figure_lines: str = figure_file("lines")
     """Accuracy against iterations per k and method, and the SNR against k."""
+    figure_stocks: str = figure_file("stocks")
+    """Stocks: loss curves per k and method, and the second-moment ratio against k."""
 
 
 class FailuresConfig(StackResources):
     """The ``failures`` section (with ``device``, ``gpus_per_stack``, ``stack_memory_mb``)."""
 
-    families: list[Literal["parity", "conditioning", "flat", "lines"]] = Field(
+    families: list[Literal["parity", "conditioning", "flat", "lines", "stocks"]] = Field(
         default_factory=lambda: list(FAMILIES), min_length=1)
     """The families run."""
     n_seeds: int = Field(default=3, ge=1, le=1000)
@@ -239,6 +274,8 @@ class FailuresConfig(StackResources):
     """Flat activations (section 5)."""
     lines: LinesConfig = LinesConfig()
     """Decomposition against end to end (section 3)."""
+    stocks: StocksConfig = StocksConfig()
+    """Decomposition against end to end, the stocks variant (section 3)."""
     analysis: FailuresAnalysis = FailuresAnalysis()
     """What the analysis computes beyond the trials."""
     paths: FailuresPaths = FailuresPaths()
@@ -293,6 +330,13 @@ CLAIMS = (
           "for k <= 2 both end to end and decomposition solve the task (accuracy > 0.8)",
           _PAPER + ", section 3, figure 3", "lines.final_accuracy.*.k[12].*", ">=", 0.8,
           scale=_LINES_SCALE, note="worst seed and method"),
+    Claim("stocks_moment_ratio_grows_like_k",
+          "the end-to-end gradient estimator's second moment exceeds the decomposition's "
+          "by a factor that grows like k (log-log slope 1)",
+          _PAPER + ", section 3 (the stocks example)", "stocks.moment_ratio_loglog_slope",
+          "==", 1.0, tolerance=0.2, profile="test", scale={"families": ["stocks"]},
+          note="single-sample gradients at initialisation, over the swept k; PyTorch's "
+               "uniform init (the authors: truncated normal)"),
     Claim("whitened_conv_orders_faster",
           "the convolution on whitened windows reaches the error threshold orders of "
           "magnitude (>= 100x) sooner than the dense layer",
@@ -313,7 +357,7 @@ class Failures(StackedExperiment):
     section = FailuresConfig
     stages = {
         "train": Stage(reads=("families", "n_seeds", "parity", "conditioning", "flat", "lines",
-                              "device", "gpus_per_stack", "stack_memory_mb")),
+                              "stocks", "device", "gpus_per_stack", "stack_memory_mb")),
         "analyze": Stage(reads=("analysis", "families")),
     }
     claims = CLAIMS
@@ -333,6 +377,9 @@ class Failures(StackedExperiment):
         "failures_flat": Plot("flat_plot", x="iteration", y=("error_mean",),
                               title="Staircase: squared error per learner",
                               x_label="Adam iteration", y_label="squared error"),
+        "failures_stocks": Plot("stocks_plot", x="k", y=("moment_ratio",), template="scatter",
+                                title="Stocks: second-moment ratio of the gradient estimators",
+                                x_label="k", y_label="E||g_e2e||^2 / E||g_dec||^2"),
         "failures_lines": Plot("lines_plot", x="k", y=("log10_snr",),
                                title="Gradient SNR at initialisation against k",
                                x_label="k", y_label="log10 SNR"),
@@ -353,7 +400,7 @@ class Failures(StackedExperiment):
         if family == "flat":
             del shared["dims"], shared["methods"]
             return section.dims, section.methods, shared
-        del shared["ks"], shared["methods"]
+        del shared["ks"], shared["methods"]  # lines, stocks
         return section.ks, section.methods, shared
 
     def trials(self, cfg: FailuresConfig) -> list[TrialSpec]:
@@ -381,6 +428,8 @@ class Failures(StackedExperiment):
             return size * size, 4 * size
         if c["family"] == "flat":
             return size * c["hidden"] + 3 * c["hidden"] ** 2, 4 * c["hidden"] + 60
+        if c["family"] == "stocks":
+            return (c["d"] + 1) * size, c["d"] + 3 * size
         maps = c["channels"] * 28 * 28
         return 50 * c["channels"] * 49 + 10 * c["channels"] ** 2, size * 4 * maps
 
@@ -411,7 +460,7 @@ class Failures(StackedExperiment):
                 else learners.train_parity
         else:
             fn = {"conditioning": learners.train_conditioning, "flat": learners.train_flat,
-                  "lines": learners.train_lines}[c["family"]]
+                  "lines": learners.train_lines, "stocks": learners.train_stocks}[c["family"]]
         rows = fn(c, seeds, device)
         return [(learners.status_of(r), r) for r in rows]
 

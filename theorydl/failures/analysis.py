@@ -41,7 +41,7 @@ def _frame(table: pa.Table):
 def _curves(df, family: str):
     cols = df.columns
     c = df[(df.family == family) & (df.kind == "curve")]
-    keep = [k for k in ("size", "method", "seed", "iteration", "accuracy", "eval_error",
+    keep = [k for k in ("size", "method", "seed", "iteration", "accuracy", "eval_error", "eval_loss",
                         "bit_accuracy", "train_loss") if k in cols]
     return c[keep].sort_values(["size", "method", "seed", "iteration"])
 
@@ -276,6 +276,47 @@ def _lines_figure(plot, splot, path: str) -> None:
     _save(fig, path)
 
 
+# ------------------------------------------------------------------------ stocks
+
+
+def _stocks(df, cfg):
+    import pandas as pd
+
+    curves = df[(df.family == "stocks") & (df.kind == "curve")]
+    out: dict[str, Any] = {"final_loss": {}, "moment_ratio": {}}
+    for (k, method), g in curves.groupby(["size", "method"]):
+        last = g[g.iteration == g.iteration.max()]
+        out["final_loss"].setdefault(method, {})[f"k{k}"] = _num(last.eval_loss.mean())
+    mom = df[(df.family == "stocks") & (df.kind == "moments")]
+    mplot = pd.DataFrame(columns=["k", "moment_ratio"])
+    if len(mom):
+        mplot = (mom.groupby("size", as_index=False).agg(moment_ratio=("moment_ratio", "mean"))
+                 .rename(columns={"size": "k"}))
+        out["moment_ratio"] = {f"k{int(r.k)}": _num(r.moment_ratio) for r in mplot.itertuples()}
+        if len(mplot) >= 2:
+            out["moment_ratio_loglog_slope"] = _num(np.polyfit(
+                np.log(mplot.k.astype(float)), np.log(mplot.moment_ratio.astype(float)), 1)[0])
+    plot = (curves.groupby(["size", "method", "iteration"], as_index=False)
+            .agg(eval_loss=("eval_loss", "mean")).rename(columns={"size": "k"}))
+    return out, plot, mplot
+
+
+def _stocks_figure(plot, mplot, path: str) -> None:
+    fig, (a, b) = _axes(2)
+    for (k, method), g in plot.groupby(["k", "method"]):
+        a.plot(g.iteration.clip(lower=1), g.eval_loss, marker="o", ms=3,
+               ls="-" if method == "decomposition" else "--", label=f"{method}, k = {k}")
+    a.set(xscale="log", xlabel="Adam iteration", ylabel="minus expected reward",
+          title="Stocks: end-to-end loss")
+    a.legend(fontsize=7)
+    if len(mplot):
+        b.loglog(mplot.k, mplot.moment_ratio, "o-", label="measured")
+        b.loglog(mplot.k, mplot.k, "k--", label="k")
+        b.legend(fontsize=8)
+    b.set(xlabel="k", ylabel="E||g_e2e||² / E||g_dec||²", title="Second moments at init")
+    _save(fig, path)
+
+
 # --------------------------------------------------------------------------- all
 
 
@@ -319,6 +360,13 @@ def analyze_failures(table: pa.Table, cfg) -> dict[str, Any]:
         _lines_figure(plot, splot, paths.figure_lines)
     else:
         _write_csv(empty, paths.lines_plot)
+    if "stocks" in families:
+        m, plot, mplot = _stocks(df, cfg)
+        metrics["stocks"] = m
+        _write_csv(mplot, paths.stocks_plot)
+        _stocks_figure(plot, mplot, paths.figure_stocks)
+    else:
+        _write_csv(empty, paths.stocks_plot)
     Path(paths.metrics).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -26,7 +26,8 @@ from theorydl.nn.losses import Loss
 from theorydl.nn.modules import straight_through
 
 __all__ = ["Record", "TupleHinge", "train_parity", "parity_variance", "train_conditioning",
-           "train_flat", "train_lines", "EVAL_SEED", "status_of"]
+           "train_flat", "train_lines", "train_stocks", "ExpectedReward", "EVAL_SEED",
+           "status_of"]
 
 #: Seed of the generator that draws a stack's evaluation samples (shared by its models;
 #: distinct from every model's data stream, whose seeds are offset by 2**31).
@@ -350,4 +351,88 @@ def train_lines(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[di
         rec.rows[i].append({"kind": "snr", "snr": finite_or_none(snr_hook.snr[i]),
                             "log10_snr": finite_or_none(math.log10(snr_hook.snr[i]))
                             if snr_hook.snr[i] > 0 else None})
+    return rec.rows
+
+
+# ------------------------------------------------------------------------- stocks
+
+
+class ExpectedReward(Loss):
+    """Minus the expected reward of a softmax choice: -Σ_j softmax(z)_j y_j, with y (M, b,
+    C) a reward vector; dz = -p ⊙ (y - p·y)."""
+
+    name = "expected_reward"
+    integer_targets = False
+
+    def __call__(self, z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        p = torch.softmax(z, 1)
+        yt = y.transpose(1, 2)
+        reward = (p * yt).sum(1, keepdim=True)
+        return -reward[:, 0], -p * (yt - reward)
+
+    def errors(self, z: Tensor, y: Tensor) -> Tensor:
+        return (z.argmax(1) != y.argmax(2)).to(z.dtype)
+
+
+class _SecondMoment(Hook):
+    """E||g||² of the minibatch gradients of period 1 (learning rate 0: at init), all
+    parameters: ||mean||² + ||std||²."""
+
+    grad_stats = True
+
+    def __init__(self):
+        self.value: np.ndarray | None = None
+
+    def at(self, t: int, periods: int) -> bool:
+        return t == 1
+
+    def __call__(self, period: Period) -> None:
+        m = period.grad_mean_norm.double().square().sum(0)
+        s = period.grad_std_norm.double().square().sum(0)
+        self.value = (m + s).cpu().numpy()
+
+
+def train_stocks(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[dict]]:
+    """The stocks variant: a linear softmax over k stocks from one-hot inputs, Adam on
+    the end-to-end reward or on the best stock's probability (decomposition); the
+    end-to-end loss (minus the expected reward) on fresh samples at log-spaced
+    iterations; and, at initialisation, the second moment of both gradient estimators
+    (single-sample gradients, ``probe_steps`` of them) from the engine's statistics."""
+    d, k, iters, method = c["d"], c["size"], c["iterations"], c["method"]
+    loss = ExpectedReward()
+    moments = {}
+    for name, dec in (("end_to_end", False), ("decomposition", True)):
+        hook = _SecondMoment()
+        probe = init_stack([d, k], seeds, activation="linear", device=device)
+        train(probe, Stream(tasks.stocks_sampler(d, k, dec), steps_per_period=c["probe_steps"]),
+              SGD([0.0] * len(seeds)), 1, loss=loss, batch_size=1, hooks=[hook])
+        moments[name] = hook.value
+    stack = init_stack([d, k], seeds, activation="linear", device=device)
+    best = torch.stack([tasks.draw_stocks(data_generator(s), d, k) for s in seeds]).to(device)
+    g = _eval_generator()
+    i_eval = torch.randint(0, d, (c["eval_samples"],), generator=g)
+    x_eval = torch.nn.functional.one_hot(i_eval, d).float().to(device)
+    z_eval = (torch.randint(0, 2, (len(seeds), c["eval_samples"], k), generator=g).float() * 2
+              - 1).to(device)
+    hot = torch.nn.functional.one_hot(best[:, i_eval.to(device)], k).float()  # (M, b, k)
+    z_eval = torch.where(hot > 0, 1.0, z_eval)
+
+    def measure(family, models):
+        idx = torch.as_tensor(models, device=device)
+        z = family.outputs_t(x_eval)  # (k_models, C, b)
+        p = torch.softmax(z, 1)
+        reward = (p * z_eval[idx].transpose(1, 2)).sum(1).mean(1)
+        right = (z.argmax(1) == hot[idx].argmax(2)).double().mean(1)
+        return {"eval_loss": -reward, "accuracy": right}
+
+    rec = Record(log_spaced(iters, c["n_log"]), measure, len(seeds))
+    dec = method == "decomposition"
+    train(stack, Stream(tasks.stocks_sampler(d, k, dec)),
+          Adam([c["lr"]] * len(seeds), betas=(0.9, 0.99), eps=1e-5), iters, loss=loss,
+          batch_size=c["batch_size"], hooks=[rec])
+    for i in range(len(seeds)):
+        e2e, dm = float(moments["end_to_end"][i]), float(moments["decomposition"][i])
+        rec.rows[i].append({"kind": "moments", "second_moment_end_to_end": finite_or_none(e2e),
+                            "second_moment_decomposition": finite_or_none(dm),
+                            "moment_ratio": finite_or_none(e2e / dm) if dm > 0 else None})
     return rec.rows

@@ -24,7 +24,7 @@ __all__ = [
     "line_images", "parity_grad_variance", "parity_grad_variance_enumerated",
     "parity_jacobian", "parity_labels", "parity_sampler", "pwl_matrix", "pwl_condition",
     "pwl_sampler", "stair_classes", "staircase", "staircase_sampler", "lines_sampler",
-    "whitening",
+    "whitening", "draw_stocks", "stocks_sampler",
 ]
 
 
@@ -290,3 +290,28 @@ def lines_sampler(k: int) -> Callable[[torch.Generator, int], tuple[Tensor, Tens
         return images.view(b, k, IMAGE_SIZE, IMAGE_SIZE), torch.cat([label[:, None], bits], 1)
 
     return sample
+
+
+# ------------------------------------------------------------------------ stocks
+
+
+def draw_stocks(g: torch.Generator, d: int, k: int) -> Tensor:
+    """The best of k stocks for each of d one-hot inputs, int64 (d,)."""
+    return torch.randint(0, k, (d,), generator=g)
+
+
+def stocks_sampler(d: int, k: int, decomposition: bool) -> _PerModel:
+    """Fresh (x = e_i, i uniform in [d], target) minibatches; the target (b, k) is the
+    reward vector z (±1 at random, +1 at the input's best stock) end to end, or the
+    one-hot of the best stock (decomposition). E[z | x] = the one-hot, so both losses
+    -softmax(w x)·target have the same expected gradient; their second moments differ."""
+    def sample(g, b, best):
+        i = torch.randint(0, d, (b,), generator=g)
+        x = torch.nn.functional.one_hot(i, d).float()
+        hot = torch.nn.functional.one_hot(best[i], k).float()
+        if decomposition:
+            return x, hot
+        z = torch.randint(0, 2, (b, k), generator=g).float().mul_(2).sub_(1)
+        return x, torch.where(hot > 0, 1.0, z)
+
+    return _PerModel(lambda g: draw_stocks(g, d, k), sample)
