@@ -235,7 +235,7 @@ class FailuresAnalysis(Section):
 
 class FailuresPaths(Paths):
     parity_plot: str = plot_file("parity")
-    """Plot data: parity accuracy against iteration, one column per d."""
+    """Plot data: final parity accuracy (mean over seeds) against d."""
     variance_plot: str = plot_file("variance")
     """Plot data: log2 of the gradient variance and its bound against d."""
     conditioning_plot: str = plot_file("conditioning")
@@ -362,25 +362,29 @@ class Failures(StackedExperiment):
     }
     claims = CLAIMS
     plots = {
-        "failures_parity": Plot("parity_plot", x="iteration", y=("accuracy_mean",),
-                                title="Parity: accuracy on fresh samples",
-                                x_label="SGD iteration", y_label="accuracy",
-                                about="Accuracy against iterations (mean over seeds), per d."),
+        "failures_parity": Plot("parity_plot", x="d", y=("final_accuracy",),
+                                title="Parity: final accuracy on fresh samples against d",
+                                x_label="d", y_label="accuracy",
+                                about="Accuracy after the last SGD step (mean over seeds)."),
         "failures_variance": Plot("variance_plot", x="d", y=("log2_variance", "log2_bound"),
                                   title="Gradient variance over all 2^d parities at init",
                                   x_label="d", y_label="log2 variance",
                                   about="Theorem 1: Var <= G^2 / 2^d."),
-        "failures_conditioning": Plot("conditioning_plot", x="iteration", y=("error_mean",),
+        "failures_conditioning": Plot("conditioning_plot", x="iteration",
+                                      y=("error_dense", "error_conv", "error_whitened"),
                                       title="Relative error of recovering p from f = W p",
                                       x_label="Adam iteration", y_label="relative error",
                                       about="Per learner (dense, conv, whitened)."),
-        "failures_flat": Plot("flat_plot", x="iteration", y=("error_mean",),
+        "failures_flat": Plot("flat_plot", x="iteration",
+                              y=("error_surrogate", "error_end_to_end", "error_multiclass",
+                                 "error_forward_only"),
                               title="Staircase: squared error per learner",
                               x_label="Adam iteration", y_label="squared error"),
         "failures_stocks": Plot("stocks_plot", x="k", y=("moment_ratio",), template="scatter",
                                 title="Stocks: second-moment ratio of the gradient estimators",
                                 x_label="k", y_label="E||g_e2e||^2 / E||g_dec||^2"),
-        "failures_lines": Plot("lines_plot", x="k", y=("log10_snr",),
+        "failures_lines": Plot("lines_plot", x="k",
+                               y=("log10_snr_end_to_end", "log10_snr_decomposition"),
                                title="Gradient SNR at initialisation against k",
                                x_label="k", y_label="log10 SNR"),
     }

@@ -62,6 +62,28 @@ def _write_csv(frame, path: str) -> None:
     write_text_atomic(Path(path), frame.to_csv(index=False))
 
 
+def _wide(frame, index: str, column: str, value: str, names, prefix: str):
+    """One column ``<prefix><name>`` per name (the sweep's or not: then empty), for
+    `dvc plots`, which draws one series per column."""
+    import pandas as pd
+
+    if frame.empty:
+        return pd.DataFrame(columns=[index, *(prefix + n for n in names)])
+    wide = frame.pivot_table(index=index, columns=column, values=value).reset_index()
+    wide.columns = [index, *(f"{prefix}{c}" for c in wide.columns[1:])]
+    for n in names:
+        if prefix + n not in wide.columns:
+            wide[prefix + n] = np.nan
+    return wide[[index, *(prefix + n for n in names)]]
+
+
+def _not_run(path: str, family: str) -> None:
+    fig, (a,) = _axes(1)
+    a.text(0.5, 0.5, f"family {family!r} not in failures.families", ha="center")
+    a.axis("off")
+    _save(fig, path)
+
+
 def _save(fig, path: str) -> None:
     import matplotlib.pyplot as plt
 
@@ -115,6 +137,12 @@ def _parity(df, cfg) -> tuple[dict[str, Any], Any, Any]:
         out["variance_log2"] = {f"d{int(r.d)}": _num(r.log2_variance) for r in vplot.itertuples()}
         out["variance_within_bound"] = bool((var.variance <= var.bound * (1 + 1e-9)).all())
     return out, plot, vplot
+
+
+def _parity_plot(plot):
+    """Final accuracy (mean over seeds) against d."""
+    last = plot[plot.iteration == plot.iteration.max()]
+    return last[["d", "accuracy_mean"]].rename(columns={"accuracy_mean": "final_accuracy"})
 
 
 def _parity_figure(plot, vplot, path: str) -> None:
@@ -332,34 +360,42 @@ def analyze_failures(table: pa.Table, cfg) -> dict[str, Any]:
     if "parity" in families:
         m, plot, vplot = _parity(df, cfg)
         metrics["parity"] = m
-        _write_csv(plot, paths.parity_plot)
+        _write_csv(_parity_plot(plot), paths.parity_plot)
         _write_csv(vplot, paths.variance_plot)
         _parity_figure(plot, vplot, paths.figure_parity)
     else:
         for p in (paths.parity_plot, paths.variance_plot):
             _write_csv(empty, p)
+        _not_run(paths.figure_parity, "parity")
     if "conditioning" in families:
         m, plot, extra = _conditioning(df, cfg)
         metrics["conditioning"] = m
-        _write_csv(plot, paths.conditioning_plot)
+        _write_csv(_wide(plot, "iteration", "method", "error_mean", ("dense", "conv", "whitened"),
+                         "error_"), paths.conditioning_plot)
         _conditioning_figure(plot, extra, cfg.analysis.error_threshold,
                              paths.figure_conditioning)
     else:
         _write_csv(empty, paths.conditioning_plot)
+        _not_run(paths.figure_conditioning, "conditioning")
     if "flat" in families:
         m, plot, fits = _flat(df, cfg)
         metrics["flat"] = m
-        _write_csv(plot, paths.flat_plot)
+        _write_csv(_wide(plot, "iteration", "method", "error_mean",
+                         ("surrogate", "end_to_end", "multiclass", "forward_only"), "error_"),
+                   paths.flat_plot)
         _flat_figure(plot, fits, paths.figure_flat)
     else:
         _write_csv(empty, paths.flat_plot)
+        _not_run(paths.figure_flat, "flat")
     if "lines" in families:
         m, plot, splot = _lines(df, cfg)
         metrics["lines"] = m
-        _write_csv(splot, paths.lines_plot)
+        _write_csv(_wide(splot, "k", "method", "log10_snr", ("end_to_end", "decomposition"),
+                         "log10_snr_"), paths.lines_plot)
         _lines_figure(plot, splot, paths.figure_lines)
     else:
         _write_csv(empty, paths.lines_plot)
+        _not_run(paths.figure_lines, "lines")
     if "stocks" in families:
         m, plot, mplot = _stocks(df, cfg)
         metrics["stocks"] = m
@@ -367,6 +403,7 @@ def analyze_failures(table: pa.Table, cfg) -> dict[str, Any]:
         _stocks_figure(plot, mplot, paths.figure_stocks)
     else:
         _write_csv(empty, paths.stocks_plot)
+        _not_run(paths.figure_stocks, "stocks")
     Path(paths.metrics).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2) + "\n")
     return metrics
