@@ -15,7 +15,7 @@ from torch import nn
 
 from theorydl.config import ConfigError, read_yaml
 from theorydl.experiments.failures import Failures
-from theorydl.failures import tasks
+from theorydl.failures import learners, tasks
 from theorydl.failures.learners import ExpectedReward, TupleHinge, _StepNet
 from theorydl.nn.modules import straight_through
 from theorydl.params import load_params
@@ -183,6 +183,29 @@ def test_stocks_targets_have_the_decomposition_as_mean():
         rows = z[x1[:, i] > 0]
         expected = torch.nn.functional.one_hot(best[i], 4).float()
         assert torch.allclose(rows.mean(0), expected, atol=0.05)
+
+
+def test_whitened_convolution_learns_the_second_difference():
+    c = {"size": 20, "iterations": 300, "method": "whitened", "lr": {"whitened": 0.01},
+         "batch_size": 50, "whitening_samples": 500, "eval_samples": 100, "n_log": 3}
+    rows = learners.train_conditioning(c, [0], torch.device("cpu"))[0]
+    taps = [r for r in rows if r["kind"] == "filter"][0]
+    assert [taps[f"tap{j}"] for j in range(3)] == pytest.approx([1.0, -2.0, 1.0], abs=0.02)
+    curve = [r["eval_error"] for r in rows if r["kind"] == "curve"]
+    assert curve[0] == pytest.approx(1.0) and curve[-1] < 1e-3  # zero init: error 1 at start
+
+
+def test_a_model_sees_the_same_target_and_stream_in_a_stack_as_alone():
+    """The parity's v* is the head of the model's own stream: seed 1 trains the same in a
+    stack with seed 0 as alone."""
+    c = {"size": 4, "iterations": 30, "hidden_factor": 3, "lr": 0.05, "batch_size": 16,
+         "n_log": 3, "eval_samples": 64}
+    both = learners.train_parity(c, [0, 1], torch.device("cpu"))[1]
+    alone = learners.train_parity(c, [1], torch.device("cpu"))[0]
+    assert [r["accuracy"] for r in both] == [r["accuracy"] for r in alone]
+    assert both[0]["train_loss"] is None  # period 0: before any step
+    assert [r["train_loss"] for r in both[1:]] == pytest.approx(
+        [r["train_loss"] for r in alone[1:]], rel=1e-5)
 
 
 # -------------------------------------------------------------------- pipeline

@@ -79,7 +79,8 @@ def _wide(frame, index: str, column: str, value: str, names, prefix: str):
 
 def _not_run(path: str, family: str) -> None:
     fig, (a,) = _axes(1)
-    a.text(0.5, 0.5, f"family {family!r} not in failures.families", ha="center")
+    a.text(0.5, 0.5, f"no rows of family {family!r}: not in failures.families, or every "
+           "trial failed", ha="center")
     a.axis("off")
     _save(fig, path)
 
@@ -354,7 +355,8 @@ def analyze_failures(table: pa.Table, cfg) -> dict[str, Any]:
 
     df = _frame(table)
     paths = cfg.paths
-    families = list(cfg.families)
+    # A family asked for but without rows (every trial failed) is reported as not run.
+    families = [f for f in cfg.families if f in set(df.family.unique())]
     metrics: dict[str, Any] = {"families": families}
     empty = pd.DataFrame()
     if "parity" in families:
