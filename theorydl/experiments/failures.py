@@ -61,7 +61,7 @@ class ParityConfig(Section):
     """SGD learning rate (the authors' code: 0.01)."""
     batch_size: int = Field(default=128, ge=1)
     """Fresh samples per step (the authors: 128)."""
-    iterations: int = Field(default=3000, ge=1)
+    iterations: int = Field(default=10000, ge=1)
     """SGD steps (the authors: 50 000)."""
     n_log: int = Field(default=12, ge=2)
     """Log-spaced iterations at which accuracy is measured."""
@@ -106,7 +106,7 @@ class ConditioningConfig(Section):
     """Adam learning rates per learner."""
     batch_size: int = Field(default=100, ge=1)
     """Fresh curves per step (the authors: 100)."""
-    iterations: int = Field(default=3000, ge=1)
+    iterations: int = Field(default=5000, ge=1)
     """Adam steps (the authors: 50 000 for dense and conv)."""
     n_log: int = Field(default=12, ge=2)
     """Log-spaced iterations at which the error is measured."""
@@ -306,10 +306,12 @@ CLAIMS = (
     *(Claim(f"parity_d{d}_solved",
             f"a parity over d = {d} bits is learned (accuracy >= 0.99)",
             _PAPER + ", section 2.1, figure 1", f"parity.final_accuracy.d{d}.*", ">=", 0.99,
-            scale={**_PARITY_SCALE, "parity.dims": [d], "parity.iterations": 3000},
-            profile="default",
-            note="every seed (the worst); the paper trains 50 000 iterations, the default "
-                 "profile fewer") for d in (5, 10)),
+            scale={**_PARITY_SCALE, "parity.dims": [d], "parity.iterations": iterations},
+            profile=profile,
+            note="every seed (the worst); d = 5 is solved within the default profile's "
+                 "10 000 steps, d = 10 needs about the paper's budget (measured once at "
+                 "10 000 steps: 1.0, 0.985, 0.973)")
+      for d, iterations, profile in ((5, 3000, "default"), (10, 50000, "paper"))),
     Claim("parity_variance_one_bit_per_dimension",
           "the gradient's variance across parities shrinks exponentially in d: about a "
           "bit per extra dimension (log2 slope -1)",
@@ -344,7 +346,7 @@ CLAIMS = (
           "conditioning.iterations_ratio_dense_over_whitened", ">=", 100.0,
           profile="default", scale={"families": ["conditioning"],
                                     "conditioning.methods": ["dense", "whitened"],
-                                    "conditioning.iterations": 3000},
+                                    "conditioning.iterations": 5000},
           note="iterations to a relative error of analysis.error_threshold, seed medians; "
                "a dense layer that never reaches it counts its whole budget (a lower "
                "bound of the ratio)"),

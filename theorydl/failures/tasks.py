@@ -186,7 +186,7 @@ def pwl_sampler(n: int) -> Callable[[torch.Generator, int], tuple[Tensor, Tensor
     changes = torch.diff(slopes, dim=1, prepend=torch.zeros(len(PWL_SLOPES), 1))
 
     def sample(g: torch.Generator, b: int) -> tuple[Tensor, Tensor]:
-        where = torch.rand(b, n - 6, generator=g).argsort(1)[:, :3].sort(1).values + 3
+        where = torch.rand(b, n - 6, generator=g).topk(3, dim=1).indices.sort(1).values + 3
         kind = torch.randint(0, len(PWL_SLOPES), (b,), generator=g)
         p = torch.zeros(b, n).scatter_(1, where, changes[kind])
         return p @ w_t, p[:, 2:]
