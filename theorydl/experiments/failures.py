@@ -184,8 +184,9 @@ class LinesConfig(Section):
     """Log-spaced iterations at which accuracy is measured."""
     eval_samples: int = Field(default=1000, ge=1)
     """Fresh tuples the accuracy is measured on (the authors: 2000)."""
-    snr_steps: int = Field(default=50, ge=2)
-    """Minibatch gradients at initialisation the SNR is computed over."""
+    snr_steps: int = Field(default=100, ge=2)
+    """Minibatch gradients at initialisation the SNR is estimated from (its resolution:
+    1 / (batch_size (snr_steps - 1)))."""
 
     @field_validator("ks")
     @classmethod

@@ -282,9 +282,12 @@ def _lines(df, cfg):
     splot = pd.DataFrame(columns=["k", "method", "log10_snr"])
     if len(snr):
         splot = (snr.groupby(["size", "method"], as_index=False)
-                 .agg(log10_snr=("log10_snr", "mean")).rename(columns={"size": "k"}))
+                 .agg(log10_snr=("log10_snr", "mean"), snr=("snr", "mean"),
+                      snr_floor=("snr_floor", "first")).rename(columns={"size": "k"}))
         for r in splot.itertuples():
             out["log10_snr"].setdefault(r.method, {})[f"k{r.k}"] = _num(r.log10_snr)
+            out.setdefault("snr", {}).setdefault(r.method, {})[f"k{r.k}"] = _num(r.snr)
+        out["log10_snr_floor"] = _num(math.log10(float(splot.snr_floor.iloc[0])))
     plot = (curves.groupby(["size", "method", "iteration"], as_index=False)
             .agg(accuracy_mean=("accuracy", "mean")).rename(columns={"size": "k"}))
     return out, plot, splot
@@ -300,7 +303,11 @@ def _lines_figure(plot, splot, path: str) -> None:
     a.legend(fontsize=7)
     for method, g in splot.groupby("method"):
         b.plot(g.k, g.log10_snr, "o-", label=method)
-    b.set(xlabel="k", ylabel="log10 SNR", title="Gradient SNR at initialisation")
+    if len(splot):
+        b.axhline(math.log10(float(splot.snr_floor.iloc[0])), color="grey", ls=":",
+                  label="resolution 1/(b (S-1))")
+    b.set(xlabel="k", ylabel="log10 SNR (score layer, per tuple)",
+          title="Gradient SNR at initialisation")
     b.legend(fontsize=8)
     _save(fig, path)
 

@@ -305,32 +305,51 @@ def lines_module(k: int, channels: int) -> Callable[[], nn.Module]:
 
 
 class _GradSNR(Hook):
+    """At period 1 (learning rate 0: the initialisation), the per-sample signal-to-noise
+    ratio ||E g||² / E||g - E g||² of one tracked parameter's gradient (``position`` in
+    ``family.stat_params``), from the period's S minibatch gradients of b samples each.
+
+    With m² and s² the squared norms of their mean and (ddof 0) spread: the per-sample
+    trace of the covariance is b s² S / (S - 1), and m² - s² / (S - 1) is an unbiased
+    estimate of ||E g||²; the ratio is their quotient (a value below ``floor`` = 1 / (b
+    (S - 1)), or negative, is below the estimate's resolution)."""
+
     grad_stats = True
 
-    def __init__(self):
+    def __init__(self, position: int, batch: int, steps: int):
+        self.position, self.batch, self.steps = position, batch, steps
         self.snr: np.ndarray | None = None
+        self.floor = 1.0 / (batch * (steps - 1))
 
     def at(self, t: int, periods: int) -> bool:
         return t == 1
 
     def __call__(self, period: Period) -> None:
-        mean = period.grad_mean_norm.double().square().sum(0).sqrt()
-        std = period.grad_std_norm.double().square().sum(0).sqrt()
-        self.snr = (mean / std).cpu().numpy()
+        m2 = period.grad_mean_norm[self.position].double().square()
+        s2 = period.grad_std_norm[self.position].double().square()
+        s = self.steps
+        signal = m2 - s2 / (s - 1)
+        noise = self.batch * s2 * s / (s - 1)
+        self.snr = (signal / noise).cpu().numpy()
 
 
 def train_lines(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[dict]]:
     """Adam on k-tuples of line images, end to end or with the per-image loss added;
     accuracy of the tuple's label on fresh tuples at log-spaced iterations, and the
-    gradient's signal-to-noise ratio at initialisation: ||mean|| / ||std|| of
-    ``snr_steps`` minibatch gradients of the method's loss (all weights), from the
-    engine's gradient statistics with the learning rate 0."""
+    gradient's signal-to-noise ratio at initialisation as the authors measure it: for the
+    weights of the CNN's score layer, ||E g||² / E||g - E g||² per tuple, from
+    ``snr_steps`` minibatch gradients of the method's loss (the engine's gradient
+    statistics, with the learning rate 0; :class:`_GradSNR`); ``log10_snr`` is clipped
+    at the estimate's resolution ``snr_floor``."""
     k, iters, method = c["size"], c["iterations"], c["method"]
     build = lines_module(k, c["channels"])
     loss = TupleHinge(1.0 if method == "decomposition" else 0.0)
     sampler = tasks.lines_sampler(k)
-    snr_hook = _GradSNR()
     probe = init_modules(build, seeds, device=device)
+    tracked = [probe.names[i] for i in probe.stat_params]
+    # The CNN's score layer (its last linear map), as the authors measure it.
+    score = [j for j, name in enumerate(tracked) if name.startswith("cnn.")][-1]
+    snr_hook = _GradSNR(score, c["batch_size"], c["snr_steps"])
     train(probe, Stream(sampler, steps_per_period=c["snr_steps"]), SGD([0.0] * len(seeds)), 1,
           loss=loss, batch_size=c["batch_size"], hooks=[snr_hook])
     stack = init_modules(build, seeds, device=device)
@@ -348,9 +367,10 @@ def train_lines(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[di
           iters, loss=loss,
           batch_size=c["batch_size"], hooks=[rec])
     for i in range(len(seeds)):
-        rec.rows[i].append({"kind": "snr", "snr": finite_or_none(snr_hook.snr[i]),
-                            "log10_snr": finite_or_none(math.log10(snr_hook.snr[i]))
-                            if snr_hook.snr[i] > 0 else None})
+        snr = float(snr_hook.snr[i])
+        rec.rows[i].append({"kind": "snr", "snr": finite_or_none(snr),
+                            "snr_floor": snr_hook.floor,
+                            "log10_snr": math.log10(max(snr, snr_hook.floor))})
     return rec.rows
 
 
