@@ -416,12 +416,14 @@ def train_stocks(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[d
     """The stocks variant: a linear softmax over k stocks from one-hot inputs, Adam on
     the end-to-end reward or on the best stock's probability (decomposition); the
     end-to-end loss (minus the expected reward) on fresh samples at log-spaced
-    iterations; and, at initialisation, the second moment of both gradient estimators
-    (single-sample gradients, ``probe_steps`` of them) from the engine's statistics."""
+    iterations; and (end-to-end trials), at initialisation, the second moment of both
+    gradient estimators (single-sample gradients, ``probe_steps`` of them) from the
+    engine's statistics."""
     d, k, iters, method = c["d"], c["size"], c["iterations"], c["method"]
     loss = ExpectedReward()
     moments = {}
-    for name, dec in (("end_to_end", False), ("decomposition", True)):
+    # Both estimators are probed once per (k, seed): in the end-to-end trial.
+    for name, dec in (("end_to_end", False), ("decomposition", True)) * (method == "end_to_end"):
         hook = _SecondMoment()
         probe = init_stack([d, k], seeds, activation="linear", device=device)
         train(probe, Stream(tasks.stocks_sampler(d, k, dec), steps_per_period=c["probe_steps"]),
@@ -450,7 +452,7 @@ def train_stocks(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[d
     train(stack, Stream(tasks.stocks_sampler(d, k, dec)),
           Adam([c["lr"]] * len(seeds), betas=(0.9, 0.99), eps=1e-5), iters, loss=loss,
           batch_size=c["batch_size"], hooks=[rec])
-    for i in range(len(seeds)):
+    for i in range(len(seeds) if moments else 0):
         e2e, dm = float(moments["end_to_end"][i]), float(moments["decomposition"][i])
         rec.rows[i].append({"kind": "moments", "second_moment_end_to_end": finite_or_none(e2e),
                             "second_moment_decomposition": finite_or_none(dm),
