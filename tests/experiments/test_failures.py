@@ -67,7 +67,7 @@ def test_parity_gradient_variance_enumerated_equals_closed_form():
     assert closed["variance"] == pytest.approx(enumerated, rel=1e-10)
     assert closed["variance"] < closed["bound"]
     # The analytic Jacobian (the pipeline's) agrees with autograd's, column order aside.
-    x = tasks._all_signs(d)
+    x = tasks.all_signs(d)
     assert tasks.parity_jacobian(x, w1, b1, w2).square().sum(1) == pytest.approx(
         jac(x).square().sum(1), rel=1e-10)
     # Sampled E_x: unbiased, near the exact value with many samples.

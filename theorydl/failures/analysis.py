@@ -41,8 +41,8 @@ def _frame(table: pa.Table):
 def _curves(df, family: str):
     cols = df.columns
     c = df[(df.family == family) & (df.kind == "curve")]
-    keep = [k for k in ("size", "method", "seed", "iteration", "accuracy", "eval_error", "eval_loss",
-                        "bit_accuracy", "train_loss") if k in cols]
+    keep = [k for k in ("size", "method", "seed", "iteration", "accuracy", "eval_error",
+                        "eval_loss", "bit_accuracy", "train_loss") if k in cols]
     return c[keep].sort_values(["size", "method", "seed", "iteration"])
 
 

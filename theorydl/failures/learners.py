@@ -77,7 +77,7 @@ def train_parity(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[d
     d, iters = c["size"], c["iterations"]
     stack = init_stack([d, c["hidden_factor"] * d, 1], seeds, activation="relu", device=device)
     subsets = torch.stack([tasks.draw_subset(data_generator(s), d) for s in seeds])
-    x_eval = tasks._signs(_eval_generator(), c["eval_samples"], d).to(device)
+    x_eval = tasks.random_signs(_eval_generator(), c["eval_samples"], d).to(device)
     y_eval = torch.stack([tasks.parity_labels(x_eval.cpu(), v) for v in subsets]).to(device)
 
     def measure(family, models):
@@ -147,7 +147,8 @@ def train_conditioning(c: dict[str, Any], seeds: Sequence[int], device) -> list[
     ||p̂ - p||² / ||p||² on fresh curves at log-spaced iterations; the learned filter (in
     the coordinates of the raw windows) at the end."""
     n, iters, method = c["size"], c["iterations"], c["method"]
-    mix = tasks.whitening(n, c["whitening_samples"], EVAL_SEED + 1) if method == "whitened" else None
+    mix = (tasks.whitening(n, c["whitening_samples"], EVAL_SEED + 1) if method == "whitened"
+           else None)
     stack = init_modules(conditioning_module(method, n, mix), seeds, device=device)
     f_eval, p_eval = tasks.pwl_sampler(n)(_eval_generator(), c["eval_samples"])
     f_eval, p_eval = f_eval.to(device), p_eval.to(device)
@@ -237,8 +238,9 @@ def train_flat(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[dic
         return {"eval_error": (predict(family, models) - y_eval[idx]).square().mean(1)}
 
     rec = Record(log_spaced(iters, c["n_log"]), measure, len(seeds))
-    trained = train(stack, Stream(sampler), Adam([c["lr"][method]] * len(seeds), betas=(0.9, 0.99), eps=1e-5),
-                    iters, loss=loss, batch_size=c["batch_size"], hooks=[rec])
+    adam = Adam([c["lr"][method]] * len(seeds), betas=(0.9, 0.99), eps=1e-5)  # the authors'
+    trained = train(stack, Stream(sampler), adam, iters, loss=loss, batch_size=c["batch_size"],
+                    hooks=[rec])
     with torch.no_grad():
         pred = predict(trained.family, list(range(len(seeds)))).double().cpu().numpy()
     r, y = r_eval.double().cpu().numpy(), y_eval.double().cpu().numpy()

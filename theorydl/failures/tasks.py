@@ -20,11 +20,11 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "IMAGE_SIZE", "PWL_SLOPES", "STAIR_OFFSETS", "draw_subset", "draw_staircase",
-    "line_images", "parity_grad_variance", "parity_grad_variance_enumerated",
-    "parity_jacobian", "parity_labels", "parity_sampler", "pwl_matrix", "pwl_condition",
-    "pwl_sampler", "stair_classes", "staircase", "staircase_sampler", "lines_sampler",
-    "whitening", "draw_stocks", "stocks_sampler",
+    "IMAGE_SIZE", "PWL_SLOPES", "STAIR_OFFSETS", "all_signs", "draw_stocks", "draw_staircase",
+    "draw_subset", "line_images", "lines_sampler", "parity_grad_variance",
+    "parity_grad_variance_enumerated", "parity_jacobian", "parity_labels", "parity_sampler",
+    "patches", "pwl_condition", "pwl_matrix", "pwl_sampler", "random_signs", "stair_classes",
+    "staircase", "staircase_sampler", "stocks_sampler", "whitening",
 ]
 
 
@@ -61,14 +61,15 @@ def parity_labels(x: Tensor, v: Tensor) -> Tensor:
     return torch.where(v, x, torch.ones_like(x)).prod(-1)
 
 
-def _signs(g: torch.Generator, b: int, d: int) -> Tensor:
+def random_signs(g: torch.Generator, b: int, d: int) -> Tensor:
+    """b inputs uniform on {±1}^d, float32 (b, d)."""
     return torch.randint(0, 2, (b, d), generator=g).mul_(2).sub_(1).float()
 
 
 def parity_sampler(d: int) -> _PerModel:
     """Fresh (x uniform on {±1}^d, y = parity over the model's v*) minibatches."""
     def sample(g, b, v):
-        x = _signs(g, b, d)
+        x = random_signs(g, b, d)
         return x, parity_labels(x, v)
 
     return _PerModel(lambda g: draw_subset(g, d), sample)
@@ -83,7 +84,7 @@ def parity_jacobian(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor) -> Tensor:
     return torch.cat([dw1.flatten(1), gate, torch.relu(z), torch.ones_like(x[:, :1])], 1)
 
 
-def _all_signs(d: int, dtype=torch.float64) -> Tensor:
+def all_signs(d: int, dtype=torch.float64) -> Tensor:
     """Every x in {±1}^d, (2^d, d); row r has x_i = -1 where bit i of r is set."""
     r = torch.arange(2**d).unsqueeze(1)
     bits = (r >> torch.arange(d)) & 1
@@ -97,9 +98,9 @@ def parity_grad_variance_enumerated(jac: Callable[[Tensor], Tensor], d: int) -> 
     ``jac(x)`` gives the per-sample gradients of p at x (2^d, P). Since the p² part of
     the loss is the same for every S, ∇F_S = E[p ∇p] - E[h_S ∇p], and the variance is
     that of g_S = E_x[h_S(x) ∇p(x)]: (1/2^d) Σ_S ||g_S - mean||²."""
-    x = _all_signs(d)
+    x = all_signs(d)
     j = jac(x).double()  # (2^d, P)
-    hadamard = _all_signs(d)  # rows: subsets S as bit masks; h_S(x) = prod_{i in S} x_i
+    hadamard = all_signs(d)  # rows: subsets S as bit masks; h_S(x) = prod_{i in S} x_i
     h = torch.stack([parity_labels(x, row < 0) for row in hadamard])  # (2^d S, 2^d x)
     g = h @ j / 2**d  # (S, P)
     return float((g - g.mean(0)).square().sum(1).mean())
@@ -141,7 +142,7 @@ def parity_grad_variance(w1: Tensor, b1: Tensor, w2: Tensor, *, exact: bool,
         g = generator if generator is not None else torch.Generator().manual_seed(0)
         parts = []
         for start in range(0, samples, 8192):
-            x = _signs(g, min(8192, samples - start), d).double().to(w1.device)
+            x = random_signs(g, min(8192, samples - start), d).double().to(w1.device)
             parts.append(g2_of(x))
         g2 = float(torch.cat(parts).mean())
     ones = torch.ones(1, d, dtype=torch.float64, device=w1.device)
