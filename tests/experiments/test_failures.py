@@ -186,7 +186,7 @@ def test_stocks_targets_have_the_decomposition_as_mean():
 
 
 def test_whitened_convolution_learns_the_second_difference():
-    c = {"size": 20, "iterations": 300, "method": "whitened", "lr": {"whitened": 0.01},
+    c = {"size": 20, "iterations": 300, "method": "whitened", "lr": 0.01,
          "batch_size": 50, "whitening_samples": 500, "eval_samples": 100, "n_log": 3}
     rows = learners.train_conditioning(c, [0], torch.device("cpu"))[0]
     taps = [r for r in rows if r["kind"] == "filter"][0]

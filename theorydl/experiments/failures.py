@@ -420,6 +420,8 @@ class Failures(StackedExperiment):
                 points += [(d, "gradient_variance") for d in cfg.parity.variance_dims]
             for size, method in points:
                 config = {**shared, "family": family, "size": size, "method": method}
+                if isinstance(shared.get("lr"), dict):  # per learner: a trial holds its own
+                    config["lr"] = shared["lr"][method]
                 specs += [TrialSpec(self.name, self.version, config, seed=s, swept=self._SWEPT)
                           for s in seeds]
         return specs

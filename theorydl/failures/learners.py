@@ -159,7 +159,7 @@ def train_conditioning(c: dict[str, Any], seeds: Sequence[int], device) -> list[
         return {"eval_error": (z - p_eval.T).square().sum((1, 2)) / scale}
 
     rec = Record(log_spaced(iters, c["n_log"]), measure, len(seeds))
-    train(stack, Stream(tasks.pwl_sampler(n)), Adam([c["lr"][method]] * len(seeds)), iters,
+    train(stack, Stream(tasks.pwl_sampler(n)), Adam([c["lr"]] * len(seeds)), iters,
           loss="squared", batch_size=c["batch_size"], hooks=[rec])
     if method != "dense":
         w = stack.tensors[0].detach()[:, 0, :]  # (M, 3) on the windows the module sees
@@ -238,7 +238,7 @@ def train_flat(c: dict[str, Any], seeds: Sequence[int], device) -> list[list[dic
         return {"eval_error": (predict(family, models) - y_eval[idx]).square().mean(1)}
 
     rec = Record(log_spaced(iters, c["n_log"]), measure, len(seeds))
-    adam = Adam([c["lr"][method]] * len(seeds), betas=(0.9, 0.99), eps=1e-5)  # the authors'
+    adam = Adam([c["lr"]] * len(seeds), betas=(0.9, 0.99), eps=1e-5)  # the authors'
     trained = train(stack, Stream(sampler), adam, iters, loss=loss, batch_size=c["batch_size"],
                     hooks=[rec])
     with torch.no_grad():
