@@ -82,10 +82,24 @@ class PoolingRanksConfig(Section):
         return value
 
 
-class PerNetwork(Section):
-    convac: float
+class PerNetworkLr(Section):
+    convac: float = Field(gt=0.0)
     """For the ConvAC."""
-    relu: float
+    relu: float = Field(gt=0.0)
+    """For both ReLU networks (average and max pooling)."""
+
+
+class PerNetworkBeta2(Section):
+    convac: float = Field(ge=0.0, lt=1.0)
+    """For the ConvAC."""
+    relu: float = Field(ge=0.0, lt=1.0)
+    """For both ReLU networks (average and max pooling)."""
+
+
+class PerNetworkDecay(Section):
+    convac: float = Field(ge=0.0)
+    """For the ConvAC."""
+    relu: float = Field(ge=0.0)
     """For both ReLU networks (average and max pooling)."""
 
 
@@ -135,11 +149,11 @@ class PoolingConfig(StackResources):
     """Iterations between test-accuracy records (iterations must be a multiple)."""
     batch_size: int = Field(default=64, ge=1)
     """Minibatch size (paper: 64), drawn with replacement from the training set."""
-    lr: PerNetwork = PerNetwork(convac=3e-3, relu=1e-3)
+    lr: PerNetworkLr = PerNetworkLr(convac=3e-3, relu=1e-3)
     """Adam learning rate (paper: 3e-3 for the ConvAC, 1e-3 for the ReLU nets)."""
-    beta2: PerNetwork = PerNetwork(convac=0.9, relu=0.999)
+    beta2: PerNetworkBeta2 = PerNetworkBeta2(convac=0.9, relu=0.999)
     """Adam's second-moment decay (the original's momentum2)."""
-    weight_decay: PerNetwork = PerNetwork(convac=0.0, relu=1e-4)
+    weight_decay: PerNetworkDecay = PerNetworkDecay(convac=0.0, relu=1e-4)
     """L2 weight decay (the original's)."""
     paths: PoolingPaths = PoolingPaths()
     """Where the stages write: each path defaults from the name (theorydl.config.Paths)."""
@@ -166,7 +180,7 @@ class PoolingConfig(StackResources):
         return self
 
 
-def _per_network(values: PerNetwork, network: str) -> float:
+def _per_network(values: Section, network: str) -> float:
     return values.convac if network == "convac" else values.relu
 
 

@@ -97,23 +97,28 @@ def rank_figure(ranks, path) -> None:
     plt.close(fig)
 
 
-def blob_figure(blobs: dict, fraction: float, path, count: int = 12) -> None:
-    """The first ``count`` training images with their two scores and labels."""
+def blob_figure(blobs: dict, fraction: float, path, count: int = 8) -> None:
+    """The first ``count`` training images side by side (one axes: a mosaic), each with
+    its closedness and symmetry score and label (- for dropped)."""
     from theorydl.pooling.blobs import extreme_labels
 
     plt = _pyplot()
     images = blobs["images_train"][:count]
+    n, size = len(images), images.shape[-1]
     cls, sym = blobs["closedness_train"], blobs["symmetry_train"]
     lab_c, lab_s = extreme_labels(cls, fraction), extreme_labels(sym, fraction)
     name = {-1: "-", 0: "0", 1: "1"}
-    cols = 6
-    rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
-    for i, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
-            ax.set_title(f"cls {cls[i]:.2f} ({name[lab_c[i]]})\nsym {sym[i]:.2f} "
-                         f"({name[lab_s[i]]})", fontsize=7)
+    gap = max(1, size // 8)
+    mosaic = np.ones((size, n * (size + gap) - gap))
+    for i, image in enumerate(images):
+        mosaic[:, i * (size + gap):i * (size + gap) + size] = 1.0 - image
+    fig, ax = plt.subplots(figsize=(1.6 * n, 2.2))
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    for i in range(n):
+        ax.text(i * (size + gap) + size / 2, -1, f"cls {cls[i]:.2f} ({name[lab_c[i]]})\n"
+                f"sym {sym[i]:.2f} ({name[lab_s[i]]})", ha="center", va="bottom", fontsize=7)
+    ax.axis("off")
+    ax.set_title(f"blob images (label: lowest {fraction:.0%} 0, highest {fraction:.0%} 1)",
+                 fontsize=8, pad=24)
     save_figure(fig, path)
     plt.close(fig)
