@@ -8,7 +8,8 @@ original generator (HUJI-Deep/inductive-pooling, ``exp/blob/generate_blob.py``) 
    2^u / 2 with u uniform in [log2(size) - 1.5, log2(size)];
 2. warped: column i is shifted vertically by int(a sin(f i)), a uniform in
    [0, 4 size / 32], f uniform in [0, 3 (2 pi / size)];
-3. rotated by an angle uniform in [0, 180) degrees (linear interpolation);
+3. rotated by an angle uniform in [0, 180) degrees (cubic spline interpolation, as
+   scipy.ndimage and the original do by default; so is the shrinking);
 4. shrunk to a random tile of side 2^k, k uniform in {log2(size) - 1, log2(size)}, placed
    at a random tile-aligned position;
 5. each pixel of the tile dropped with probability p (p uniform in [0.1, 0.33]); with
@@ -95,12 +96,12 @@ def _one_blob(rng: np.random.Generator, size: int) -> tuple[np.ndarray, tuple[in
         rng.uniform(0, 3 * 2 * np.pi / size) * np.arange(size))
     for i in range(size):
         image[:, i] = np.roll(image[:, i], int(warp[i]))
-    image = ndimage.rotate(image, rng.uniform(0, 180.0), reshape=False, order=1)
+    image = ndimage.rotate(image, rng.uniform(0, 180.0), reshape=False)
     tile_k = int(rng.integers(k - 1, k + 1))
     side = 2**tile_k
     r0 = side * int(rng.integers(0, 2 ** (k - tile_k)))
     c0 = side * int(rng.integers(0, 2 ** (k - tile_k)))
-    small = ndimage.zoom(image, side / size, order=1)
+    small = ndimage.zoom(image, side / size)
     image = np.zeros((size, size))
     image[r0:r0 + side, c0:c0 + side] = small
     p = rng.uniform(0.1, 0.33)
