@@ -268,10 +268,17 @@ class Pooling(StackedExperiment):
         from theorydl.pooling.networks import build_network
 
         c = trial.config
-        return module_bytes(lambda: build_network(c["network"], c["size"], c["channels"],
-                                                  c["geometry"]),
-                            (1, c["size"], c["size"]), c["batch_size"],
-                            min(c["n_test"], 8192))
+        n_eval = min(c["n_test"], 8192)
+        estimate = module_bytes(lambda: build_network(c["network"], c["size"], c["channels"],
+                                                      c["geometry"]),
+                                (1, c["size"], c["size"]), c["batch_size"], n_eval)
+        if c["network"] == "convac":
+            # Its levels are functions, not submodules, so module_bytes sees only the
+            # output: add about 4 tensors (exp, conv, log, pooled) per level, kept for
+            # the backward pass (x3) of a batch and for one evaluation chunk.
+            per_sample = 4 * c["channels"] * c["size"] ** 2 * 4 / 3
+            estimate += int(4 * (3 * c["batch_size"] + n_eval) * per_sample * 1.5)
+        return estimate
 
     def stack_cost(self, trial: TrialSpec, cfg: PoolingConfig) -> float:
         c = trial.config

@@ -9,7 +9,7 @@ from theorydl.report.figures import _pyplot, save_figure
 __all__ = ["accuracy_figure", "blob_figure", "curve_figure", "rank_figure"]
 
 _COLOR = {"square": "tab:blue", "mirror": "tab:orange"}
-_NETWORK = {"convac": "ConvAC", "relu_avg": "ReLU, avg pool", "relu_max": "ReLU, max pool"}
+_NETWORK = {"convac": "ConvAC", "relu_avg": "ReLU,\navg pool", "relu_max": "ReLU,\nmax pool"}
 
 
 def accuracy_figure(final, path) -> None:
@@ -61,11 +61,12 @@ def curve_figure(curves, path) -> None:
                         label=f"{geometry}, {channels} ch")
                 ax.fill_between(s.index, s["min"], s["max"], color=_COLOR[geometry],
                                 alpha=0.2)
-            ax.set_title(f"{task}: {_NETWORK[network]}", fontsize=10)
+            ax.set_title(f"{task}: {_NETWORK[network]}".replace("\n", " "), fontsize=10)
             ax.set_xlabel("iteration")
             ax.set_ylabel("test accuracy")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
+    fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
 
@@ -75,10 +76,14 @@ def rank_figure(ranks, path) -> None:
     (depth, geometry), columns the partitions, cells the rank (min-max over networks)."""
     plt = _pyplot()
     channels = sorted(ranks.channels.unique())
-    rows = list(dict.fromkeys(zip(ranks.depth, ranks.geometry)))
-    parts = list(dict.fromkeys(ranks.partition))
-    fig, axes = plt.subplots(1, len(channels), figsize=(3.6 * len(channels) + 1, 2.8),
-                             squeeze=False)
+    from theorydl.pooling.ranks import PARTITIONS
+
+    present = set(zip(ranks.depth, ranks.geometry))
+    rows = [k for k in (("deep", "square"), ("deep", "mirror"), ("shallow", "square"))
+            if k in present]
+    parts = [p for p in PARTITIONS if p in set(ranks.partition)]
+    fig, axes = plt.subplots(1, len(channels), figsize=(3.2 * len(channels) + 1.2, 2.9),
+                             squeeze=False, sharey=True)
     full = ranks.full.max()
     for ax, r in zip(axes[0], channels):
         t = ranks[ranks.channels == r].set_index(["depth", "geometry", "partition"])
@@ -91,8 +96,9 @@ def rank_figure(ranks, path) -> None:
                         va="center", color="w" if grid[a, b] < full / 4 else "k", fontsize=9)
         ax.set_xticks(range(len(parts)), [p.replace("_", "\n") for p in parts], fontsize=8)
         ax.set_yticks(range(len(rows)), [f"{d} {g}" for d, g in rows], fontsize=8)
-        ax.set_title(f"r = {r} channels (matrix {full}x{full})", fontsize=9)
-    fig.suptitle("Separation ranks of random ConvACs (4x4 grid, exact)", fontsize=10)
+        ax.set_title(f"r = {r} channels", fontsize=9)
+    fig.suptitle(f"Separation ranks of random ConvACs (exact; matricisations {full}x{full})",
+                 fontsize=10, y=1.03)
     save_figure(fig, path)
     plt.close(fig)
 
@@ -109,7 +115,7 @@ def blob_figure(blobs: dict, fraction: float, path, count: int = 8) -> None:
     lab_c, lab_s = extreme_labels(cls, fraction), extreme_labels(sym, fraction)
     name = {-1: "-", 0: "0", 1: "1"}
     gap = max(1, size // 8)
-    mosaic = np.ones((size, n * (size + gap) - gap))
+    mosaic = np.full((size, n * (size + gap) - gap), 0.6)  # grey between the images
     for i, image in enumerate(images):
         mosaic[:, i * (size + gap):i * (size + gap) + size] = 1.0 - image
     fig, ax = plt.subplots(figsize=(1.6 * n, 2.2))
