@@ -1,0 +1,169 @@
+"""The networks of the pooling-geometry study: a convolutional arithmetic circuit (ConvAC)
+computed in log space, and ReLU networks with average or max pooling, each with square or
+mirror pooling windows.
+
+Both follow the networks of Cohen & Shashua's blob experiment (ICLR 2017; the Caffe nets
+of HUJI-Deep/inductive-pooling): a binary image enters as M = 2 indicator ("one-hot")
+channels; every hidden level is a 1x1 convolution of ``channels`` channels followed by
+2x2 pooling with stride 2, down to a single position; a last 1x1 layer gives the two
+class scores.
+
+* **ConvAC** (``ConvAC``): every quantity is a logarithm. A 1x1 convolution with
+  positive weights exp(W) is ``log sum_c exp(W[g, c] + h_c)`` (a log-sum-exp, computed
+  with the channel maximum taken out, so it never overflows), and product pooling is the
+  sum of the window's logs. The first level reads the pixel's template index, so the
+  log of an indicator (-inf) never appears: its output is ``W1[g, x]``. Every value is a
+  finite sum of finite numbers.
+* **ReLU network** (``ReLUNet``): 1x1 convolution, ReLU, then average or max pooling.
+
+**Mirror pooling** (:func:`mirror_permute`): before each pooling, the positions of the
+map are permuted so that the 2x2 window at (a, b) of the permuted map holds the
+original positions (a, b), (a, w-1-b), (h-1-a, b) and (h-1-a, w-1-b): each window joins
+a position with its left-right, top-bottom and central reflections (the paper's "mirror"
+geometry). Square pooling is the plain contiguous window.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ConvAC", "ReLUNet", "build_network", "levels_for", "log_conv1x1",
+           "log_product_pool", "mirror_permute", "mirror_windows"]
+
+Geometry = Literal["square", "mirror"]
+
+
+def levels_for(size: int) -> int:
+    """The number of 2x2 pooling levels from a ``size`` x ``size`` image down to 1x1."""
+    levels = int(round(math.log2(size))) if size > 0 else -1
+    if size < 2 or 2**levels != size:
+        raise ValueError(f"the image size must be a power of 2 (>= 2), got {size}")
+    return levels
+
+
+def _mirror_axis(h: Tensor, dim: int) -> Tensor:
+    """Reorder ``dim`` (even length n) as 0, n-1, 1, n-2, ...: positions i and n-1-i
+    become neighbours 2i and 2i+1."""
+    n = h.shape[dim]
+    first, second = h.split(n // 2, dim=dim)
+    pairs = torch.stack([first, second.flip(dim)], dim=dim + 1)
+    return pairs.flatten(dim, dim + 1)
+
+
+def mirror_permute(h: Tensor) -> Tensor:
+    """``h`` (..., H, W) with its rows and columns permuted so that 2x2 pooling windows
+    gather reflections: window (a, b) holds original positions (a, b), (a, W-1-b),
+    (H-1-a, b), (H-1-a, W-1-b). Views, a flip and a copy; no gather index."""
+    return _mirror_axis(_mirror_axis(h, h.dim() - 2), h.dim() - 1)
+
+
+def mirror_windows(size: int) -> list[set[tuple[int, int]]]:
+    """The original positions each 2x2 window of :func:`mirror_permute` gathers on a
+    ``size`` x ``size`` map, read off the permutation of a position map (for tests and
+    the rank analysis)."""
+    index = torch.arange(size * size).view(size, size)
+    permuted = mirror_permute(index)
+    out = []
+    for a in range(size // 2):
+        for b in range(size // 2):
+            cell = permuted[2 * a:2 * a + 2, 2 * b:2 * b + 2].flatten().tolist()
+            out.append({divmod(int(p), size) for p in cell})
+    return out
+
+
+def log_product_pool(h: Tensor) -> Tensor:
+    """Product pooling over 2x2 windows (stride 2) of a log-space map ``h`` (..., C, H, W):
+    the log of the window's product is the sum of its logs."""
+    return F.avg_pool2d(h, 2) * 4.0
+
+
+def log_conv1x1(h: Tensor, log_weight: Tensor) -> Tensor:
+    """A 1x1 convolution with positive weights in log space: out[g] = log sum_c
+    exp(log_weight[g, c]) exp(h[c]), for ``h`` (b, C, H, W), ``log_weight`` (G, C).
+
+    The channel maximum m is taken out first: out = m + log sum_c exp(w[g, c]) exp(h[c] - m),
+    where every exp(h - m) <= 1 and the channel holding m contributes exp(w) > 0, so the
+    log is finite. m is detached: the result does not depend on it (its derivative in m
+    is exactly 0)."""
+    m = h.amax(dim=1, keepdim=True).detach()
+    scaled = F.conv2d(torch.exp(h - m), torch.exp(log_weight)[:, :, None, None])
+    return m + torch.log(scaled)
+
+
+class ConvAC(nn.Module):
+    """A ConvAC on ``size`` x ``size`` maps of template indices in {0, ..., templates-1}
+    (a binary image: templates = 2). ``depth="deep"``: log2(size) levels of 1x1 conv and
+    2x2 product pooling; ``"shallow"``: one 1x1 conv, then one global product pooling.
+    Output: log class scores (b, classes). Log-space weights start uniform in [-1, 1]
+    (the original's offsets filler)."""
+
+    def __init__(self, size: int, channels: int, geometry: Geometry = "square",
+                 depth: Literal["deep", "shallow"] = "deep", templates: int = 2,
+                 classes: int = 2) -> None:
+        super().__init__()
+        self.levels = levels_for(size) if depth == "deep" else 1
+        self.geometry, self.depth, self.templates = geometry, depth, templates
+        self.first = nn.Parameter(torch.empty(channels, templates).uniform_(-1.0, 1.0))
+        self.hidden = nn.ParameterList(
+            nn.Parameter(torch.empty(channels, channels).uniform_(-1.0, 1.0))
+            for _ in range(self.levels - 1))
+        self.out = nn.Parameter(torch.empty(classes, channels).uniform_(-1.0, 1.0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The first level's log conv of log one-hot inputs is a lookup of its weights.
+        onehot = F.one_hot(x[:, 0].long(), self.templates).to(self.first.dtype)  # (b, H, W, M)
+        h = torch.einsum("bhwm,gm->bghw", onehot, self.first)
+        for level in range(self.levels):
+            if level > 0:
+                h = log_conv1x1(h, self.hidden[level - 1])
+            if self.depth == "shallow":
+                h = h.sum(dim=(2, 3), keepdim=True)  # product over every position
+            else:
+                if self.geometry == "mirror":
+                    h = mirror_permute(h)
+                h = log_product_pool(h)
+        return log_conv1x1(h, self.out).flatten(1)
+
+
+class ReLUNet(nn.Module):
+    """A ReLU network on binary ``size`` x ``size`` images: one-hot input channels, then
+    log2(size) levels of 1x1 conv, ReLU and 2x2 average or max pooling (square or mirror
+    windows), then a linear layer to ``classes`` scores. Xavier-uniform weights and zero
+    biases (the original's fillers)."""
+
+    def __init__(self, size: int, channels: int, geometry: Geometry = "square",
+                 pool: Literal["avg", "max"] = "avg", templates: int = 2,
+                 classes: int = 2) -> None:
+        super().__init__()
+        self.levels = levels_for(size)
+        self.geometry, self.pool, self.templates = geometry, pool, templates
+        widths = [templates, *[channels] * self.levels]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip(widths, widths[1:]))
+        self.out = nn.Linear(channels, classes)
+        for layer in [*self.convs, self.out]:
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.one_hot(x[:, 0].long(), self.templates).permute(0, 3, 1, 2).to(self.out.weight.dtype)
+        pool = F.avg_pool2d if self.pool == "avg" else F.max_pool2d
+        for conv in self.convs:
+            h = torch.relu(conv(h))
+            if self.geometry == "mirror":
+                h = mirror_permute(h)
+            h = pool(h, 2)
+        return self.out(h.flatten(1))
+
+
+def build_network(network: str, size: int, channels: int, geometry: Geometry) -> nn.Module:
+    """The trained networks by name: ``convac``, ``relu_avg``, ``relu_max``."""
+    if network == "convac":
+        return ConvAC(size, channels, geometry)
+    if network in ("relu_avg", "relu_max"):
+        return ReLUNet(size, channels, geometry, pool=network.removeprefix("relu_"))
+    raise ValueError(f"unknown network {network!r}")
