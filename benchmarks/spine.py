@@ -326,10 +326,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpus", type=int)
     parser.add_argument("--cluster-units", type=int)
     args = parser.parse_args(argv)
-    if __name__ != "__main__":  # loaded by a test: Ray workers cannot import this file
-        from ray import cloudpickle
+    if __name__ != "spine":
+        # Ray workers import the benchmark's experiment by name, as they would a real one
+        # (pickling the class by value would cost every task its unpickling).
+        import importlib
 
-        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO / "benchmarks"), *filter(None, [os.environ.get("PYTHONPATH")])])
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        return importlib.import_module("spine").main(argv)
     size = ({"trials": 2000, "files": 40, "units": 40, "gpus": 4, "cluster_units": 40}
             if args.smoke else
             {"trials": 10_000, "files": 200, "units": 300, "gpus": 16, "cluster_units": 1000}

@@ -111,6 +111,20 @@ def run_unit_on_worker(experiment: "Experiment", cfg: Section, unit: "Unit",
     return build_table(unit.trials, results, {**provenance, **worker_provenance()})
 
 
+def _run_unit_task(experiment: "Experiment", cfg: Section, unit: "Unit",
+                   provenance: Mapping[str, Any]) -> bytes:
+    """The Ray task: :func:`run_unit_on_worker`, its table as Arrow IPC stream bytes.
+
+    Ray's own pickling of an Arrow table costs about 1 ms per small table here; the IPC
+    stream costs a twentieth of that on either side.
+    """
+    table = run_unit_on_worker(experiment, cfg, unit, provenance)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as out:
+        out.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
 def _failed_table(unit: "Unit", error: str, submitted, provenance: Mapping[str, Any]) -> pa.Table:
     from theorydl.experiments.base import utcnow
 
@@ -145,7 +159,8 @@ class _Writer:
         self._thread = threading.Thread(target=self._run, name="theorydl-writer", daemon=True)
         self._thread.start()
 
-    def put(self, table: pa.Table) -> None:
+    def put(self, table: pa.Table | bytes) -> None:
+        """Hand over a unit's table (or its Arrow IPC stream bytes) to be stored."""
         if self.error is not None:
             raise self.error
         self._queue.put(table)
@@ -176,7 +191,9 @@ class _Writer:
             except BaseException as exc:  # noqa: BLE001 - re-raised by the driver
                 self.error = exc
 
-    def _write(self, tables: list[pa.Table]) -> None:
+    def _write(self, tables: list[pa.Table | bytes]) -> None:
+        tables = [t if isinstance(t, pa.Table) else pa.ipc.open_stream(t).read_all()
+                  for t in tables]
         try:
             group = [pa.concat_tables(tables, promote_options="permissive")]
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -206,7 +223,7 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
     from theorydl.experiments.base import error_text, utcnow
 
     started_here = ensure_ray(ray_cfg)
-    remote = ray.remote(run_unit_on_worker)
+    remote = ray.remote(_run_unit_task)
     # A GPU share is asked for only where the cluster has GPUs: Ray would otherwise keep
     # the task pending forever. (An autoscaling cluster that adds GPU nodes on demand
     # shows them once started; set the experiment's GPU share to 0 to force CPUs.)
