@@ -72,7 +72,7 @@ def _become_subreaper() -> bool:
     return ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
 
 
-def live_descendants(ignore: frozenset[int] = frozenset()) -> list[psutil.Process]:
+def _live_descendants(ignore: frozenset[int] = frozenset()) -> list[psutil.Process]:
     """The processes this pytest process started, directly or not, that still run."""
     out = []
     for proc in psutil.Process().children(recursive=True):
@@ -108,12 +108,12 @@ def no_leftover_processes():
     ``ray.shutdown``; Ray's daemons get a few seconds to exit on their own.
     """
     tracked = _become_subreaper()
-    before = frozenset(p.pid for p in live_descendants())
+    before = frozenset(p.pid for p in _live_descendants())
     yield
     if not tracked:
         return
     deadline = time.monotonic() + 20
-    while (left := live_descendants(before)) and time.monotonic() < deadline:
+    while (left := _live_descendants(before)) and time.monotonic() < deadline:
         time.sleep(0.25)
     names = [_describe(p) for p in left]
     for proc in left:
@@ -126,3 +126,9 @@ def no_leftover_processes():
     if left:
         pytest.fail(f"the tests left {len(left)} processes running (now killed): "
                     + "; ".join(names), pytrace=False)
+
+
+@pytest.fixture
+def live_descendants():
+    """The leftover check's view: the live processes this pytest process started."""
+    return _live_descendants

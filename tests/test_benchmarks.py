@@ -27,3 +27,16 @@ def test_stacks_compares_every_way_on_both_families(capsys):
             values = [float(part.split()[-1]) for part in line.split(": ", 1)[1].split(", ")]
             assert max(values) < 1e-5, line
     assert out.strip().splitlines()[-1].startswith("speedup: ")
+
+
+def test_spine_smoke_prints_each_measure_beside_its_reference():
+    """In a process of its own: the benchmark starts (and stops) Rays of its own."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "spine.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=BENCHMARKS.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "lookup: 2000 trials in 40 files" in out and "lookup after compaction (1 files" in out
+    assert "bare Ray tasks" in out and "simulated GPUs" in out and "slots busy" in out

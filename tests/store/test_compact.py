@@ -174,3 +174,27 @@ def test_compaction_beside_an_appending_driver_and_a_reader(tmp_path):
     rows = _rows(store)
     assert len(rows) == 2 * n and len({r[1] for r in rows}) == n  # each attempt once
     assert len(store.latest_status("exp")) == n
+
+
+def test_the_store_compact_command(repo_root, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from theorydl.cli import main
+
+    data = yaml.safe_load((repo_root / "params.yaml").read_text())
+    data["run"]["store"] = str(tmp_path / "store")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(data))
+    store = Store(str(tmp_path / "store"))
+    census = [TrialSpec("census", 1, {"k": k}, swept=("k",)) for k in range(3)]
+    for spec in census:
+        store.append("census", _table([spec]))
+    before = store.read("census", latest=False).num_rows
+    assert main(["-p", str(params), "store", "compact", "census"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["census"]["files_before"] == 3 and out["census"]["files_after"] == 1
+    assert store.read("census", latest=False).num_rows == before
+    assert main(["-p", str(params), "store", "compact", "nope"]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
