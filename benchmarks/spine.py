@@ -2,6 +2,7 @@
 
     python benchmarks/spine.py [--quick | --smoke] [--no-s3] [--trials N] [--files N]
                                [--units N] [--gpus N] [--cluster-units N]
+                               [--median SECONDS]
 
 Three measurements, each printed beside its reference:
 
@@ -16,7 +17,8 @@ Three measurements, each printed beside its reference:
   have, and ``--cluster-units`` units of one GPU each that sleep for a lognormal duration
   (median 0.5 s, sigma 0.6: most units near the median, a long tail of slow ones). Reported:
   the share of GPU slots busy while units still wait for one, the driver's RSS over the run,
-  and the time from the last unit's end to ``execute_units``' return.
+  the time from the last unit's end to ``execute_units``' return, and the driver's CPU time
+  per unit; beside them, the same durations as bare Ray tasks (no store, no driver logic).
 
 Timings depend on what else runs on the machine: the load average is printed too.
 """
@@ -220,8 +222,9 @@ def _bare(i: int) -> int:
     return i
 
 
-def time_overhead(n_units: int, workdir: str) -> tuple[float, float]:
-    """Seconds per unit through ``execute_units`` and per bare Ray task, in one Ray."""
+def time_overhead(n_units: int, workdir: str) -> tuple[float, float, float, float]:
+    """Seconds per unit through ``execute_units`` and per bare Ray task, in one Ray: wall
+    time, then the driver process's CPU time (all its threads)."""
     import ray
 
     from theorydl.sweep.executor import ensure_ray, execute_units
@@ -229,9 +232,10 @@ def time_overhead(n_units: int, workdir: str) -> tuple[float, float]:
     ensure_ray(RayConfig(num_cpus=2))
     remote = ray.remote(_bare).options(num_cpus=1)
     ray.get([remote.remote(i) for i in range(200)])  # warm the workers
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     ray.get([remote.remote(i) for i in range(n_units)])
     bare = (time.perf_counter() - t) / n_units
+    bare_cpu = (time.process_time() - c) / n_units
 
     exp = SleepExperiment()
     cfg = SleepConfig(durations=[0.0] * n_units)
@@ -240,10 +244,11 @@ def time_overhead(n_units: int, workdir: str) -> tuple[float, float]:
     execute_units(exp, warm, exp.units(exp.trials(warm), warm), Store(f"{workdir}/warm"),
                   {}, ray_cfg, progress="off")
     units = exp.units(exp.trials(cfg), cfg)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     execute_units(exp, cfg, units, Store(f"{workdir}/overhead"), {}, ray_cfg, progress="off")
     ours = (time.perf_counter() - t) / n_units
-    return ours, bare
+    ours_cpu = (time.process_time() - c) / n_units
+    return ours, bare, ours_cpu, bare_cpu
 
 
 # --- simulated cluster --------------------------------------------------------------------
@@ -257,24 +262,41 @@ def _rss_sampler(stop: threading.Event, out: list[tuple[float, int]]) -> None:
         stop.wait(0.25)
 
 
-def _occupy(duration: float) -> None:
+def _occupy(duration: float) -> tuple[float, float]:
+    start = time.time()
     time.sleep(duration)
+    return start, time.time()
 
 
-def simulate_cluster(n_units: int, gpus: int, workdir: str, seed: int = 0) -> dict:
+def _utilisation(start: np.ndarray, end: np.ndarray, slots: int) -> tuple[float, float]:
+    """Busy share of ``slots`` from the moment all first held a unit to the last start."""
+    order = np.sort(start)
+    lo, hi = order[min(slots, len(order)) - 1], order[-1]
+    busy = np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0, None).sum()
+    window = max(hi - lo, 1e-9)
+    return float(busy / (slots * window)), float(window)
+
+
+def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
+                     seed: int = 0) -> dict:
     """Run ``n_units`` sleeping one-GPU units on a Ray node that advertises ``gpus`` GPUs."""
     import ray
 
     from theorydl.sweep.executor import execute_units
 
     rng = np.random.default_rng(seed)
-    durations = np.round(rng.lognormal(np.log(0.5), 0.6, n_units), 4).tolist()
+    durations = np.round(rng.lognormal(np.log(median), 0.6, n_units), 4).tolist()
     ray.init(address="local", num_cpus=gpus + 2, num_gpus=gpus, include_dashboard=False,
              _node_ip_address="127.0.0.1", logging_level="WARNING")
     try:
         # Start one worker per slot first: worker start-up is Ray's cost, not the driver's.
         occupy = ray.remote(_occupy).options(num_cpus=1, num_gpus=1)
         ray.get([occupy.remote(2.0) for _ in range(gpus)])
+        # The reference: the same durations as bare Ray tasks, no store, no driver logic.
+        t = time.time()
+        spans = np.array(ray.get([occupy.remote(d) for d in durations]))
+        bare_wall = time.time() - t
+        bare_util, _ = _utilisation(spans[:, 0], spans[:, 1], gpus)
         exp = SleepExperiment(num_gpus=1)
         cfg = SleepConfig(durations=durations)
         units = exp.units(exp.trials(cfg), cfg)
@@ -283,9 +305,10 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, seed: int = 0) -> di
         stop = threading.Event()
         sampler = threading.Thread(target=_rss_sampler, args=(stop, samples), daemon=True)
         sampler.start()
-        wall0 = time.time()
+        wall0, cpu0 = time.time(), time.process_time()
         execute_units(exp, cfg, units, store, {}, RayConfig(), progress="off")
         wall1 = time.time()
+        cpu = time.process_time() - cpu0
         stop.set()
         sampler.join()
     finally:
@@ -293,17 +316,14 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, seed: int = 0) -> di
     table = store.read(EXPERIMENT, columns=["started_at", "ended_at"])
     start = pc_seconds(table["started_at"])
     end = pc_seconds(table["ended_at"])
-    # While work remains: from the moment every slot first held a unit to the last start.
-    order = np.sort(start)
-    lo, hi = order[min(gpus, len(order)) - 1], order[-1]
-    busy = np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0, None).sum()
-    window = max(hi - lo, 1e-9)
+    utilisation, window = _utilisation(start, end, gpus)
     rss = np.array([r for _, r in samples]) / 2 ** 20
     return {
         "units": n_units, "gpus": gpus, "work_s": float(np.sum(durations)),
         "ideal_s": float(np.sum(durations)) / gpus, "wall_s": wall1 - wall0,
-        "utilisation": float(busy / (gpus * window)), "window_s": float(window),
-        "tail_s": wall1 - float(end.max()),
+        "utilisation": utilisation, "window_s": window,
+        "bare_wall_s": bare_wall, "bare_utilisation": bare_util,
+        "tail_s": wall1 - float(end.max()), "driver_cpu_ms": cpu / n_units * 1e3,
         "rss_mib": (float(rss[0]), float(rss.max()), float(rss[-1])) if len(rss) else (0, 0, 0),
     }
 
@@ -325,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--units", type=int)
     parser.add_argument("--gpus", type=int)
     parser.add_argument("--cluster-units", type=int)
+    parser.add_argument("--median", type=float, help="median unit duration, seconds (0.5)")
     args = parser.parse_args(argv)
     if __name__ != "spine":
         # Ray workers import the benchmark's experiment by name, as they would a real one
@@ -335,12 +356,14 @@ def main(argv: list[str] | None = None) -> dict:
             [str(REPO / "benchmarks"), *filter(None, [os.environ.get("PYTHONPATH")])])
         sys.path.insert(0, str(REPO / "benchmarks"))
         return importlib.import_module("spine").main(argv)
-    size = ({"trials": 2000, "files": 40, "units": 40, "gpus": 4, "cluster_units": 40}
+    size = ({"trials": 1000, "files": 20, "units": 20, "gpus": 2, "cluster_units": 16,
+             "median": 0.05}
             if args.smoke else
-            {"trials": 10_000, "files": 200, "units": 300, "gpus": 16, "cluster_units": 1000}
+            {"trials": 10_000, "files": 200, "units": 300, "gpus": 16, "cluster_units": 1000,
+             "median": 0.5}
             if args.quick else
             {"trials": 100_000, "files": 2000, "units": 1000, "gpus": 64,
-             "cluster_units": 10_000})
+             "cluster_units": 10_000, "median": 0.5})
     for key in size:
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
@@ -387,21 +410,24 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"lookup after compaction ({len(store.files(EXPERIMENT))} files, compaction "
                   f"{out['compact_s']:.2f} s): plan {out['compacted_lookup_s']:.3f} s")
 
-        ours, bare = time_overhead(size["units"], work)
+        ours, bare, ours_cpu, bare_cpu = time_overhead(size["units"], work)
         import ray
 
         ray.shutdown()
         out["unit_ms"], out["bare_ms"] = ours * 1e3, bare * 1e3
+        out["unit_cpu_ms"], out["bare_cpu_ms"] = ours_cpu * 1e3, bare_cpu * 1e3
         print(f"driver: {size['units']} one-trial units, execute_units {ours * 1e3:.2f} ms "
-              f"per unit, bare Ray tasks {bare * 1e3:.2f} ms: {ours / bare:.1f}x")
+              f"per unit, bare Ray tasks {bare * 1e3:.2f} ms: {ours / bare:.1f}x; driver CPU "
+              f"{ours_cpu * 1e3:.2f} against {bare_cpu * 1e3:.2f} ms per unit")
 
-        sim = simulate_cluster(size["cluster_units"], size["gpus"], work)
+        sim = simulate_cluster(size["cluster_units"], size["gpus"], work, size["median"])
         out["cluster"] = sim
         print(f"cluster: {sim['units']} units on {sim['gpus']} simulated GPUs, "
               f"{sim['work_s']:.0f} s of work: wall {sim['wall_s']:.1f} s against "
-              f"{sim['ideal_s']:.1f} s ideal; slots busy while work remains "
-              f"{100 * sim['utilisation']:.1f} % of {sim['window_s']:.1f} s; tail "
-              f"{sim['tail_s']:.2f} s; driver RSS start/peak/end "
+              f"{sim['ideal_s']:.1f} s ideal (bare Ray tasks {sim['bare_wall_s']:.1f} s); slots "
+              f"busy while work remains {100 * sim['utilisation']:.1f} % of "
+              f"{sim['window_s']:.1f} s (bare Ray tasks {100 * sim['bare_utilisation']:.1f} %); tail "
+              f"{sim['tail_s']:.2f} s; driver CPU {sim['driver_cpu_ms']:.2f} ms per unit; driver RSS start/peak/end "
               f"{sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/{sim['rss_mib'][2]:.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -38,5 +38,5 @@ def test_spine_smoke_prints_each_measure_beside_its_reference():
                           cwd=BENCHMARKS.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    assert "lookup: 2000 trials in 40 files" in out and "lookup after compaction (1 files" in out
+    assert "lookup: 1000 trials in 20 files" in out and "lookup after compaction (1 files" in out
     assert "bare Ray tasks" in out and "simulated GPUs" in out and "slots busy" in out

