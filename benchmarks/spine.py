@@ -424,11 +424,12 @@ def main(argv: list[str] | None = None) -> dict:
         out["cluster"] = sim
         print(f"cluster: {sim['units']} units on {sim['gpus']} simulated GPUs, "
               f"{sim['work_s']:.0f} s of work: wall {sim['wall_s']:.1f} s against "
-              f"{sim['ideal_s']:.1f} s ideal (bare Ray tasks {sim['bare_wall_s']:.1f} s); slots "
-              f"busy while work remains {100 * sim['utilisation']:.1f} % of "
-              f"{sim['window_s']:.1f} s (bare Ray tasks {100 * sim['bare_utilisation']:.1f} %); tail "
-              f"{sim['tail_s']:.2f} s; driver CPU {sim['driver_cpu_ms']:.2f} ms per unit; driver RSS start/peak/end "
-              f"{sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/{sim['rss_mib'][2]:.0f} MiB")
+              f"{sim['ideal_s']:.1f} s ideal (bare Ray tasks {sim['bare_wall_s']:.1f} s); "
+              f"slots busy while work remains {100 * sim['utilisation']:.1f} % of "
+              f"{sim['window_s']:.1f} s (bare Ray tasks {100 * sim['bare_utilisation']:.1f} %); "
+              f"tail {sim['tail_s']:.2f} s; driver CPU {sim['driver_cpu_ms']:.2f} ms per unit; "
+              f"driver RSS start/peak/end {sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/"
+              f"{sim['rss_mib'][2]:.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out

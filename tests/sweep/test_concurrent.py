@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -52,7 +51,8 @@ def test_two_drivers_with_overlapping_sweeps_and_a_compaction(ray_local, toy, tm
     assert set(latest["value"].to_pylist()) == every
     assert set(latest["status"].to_pylist()) == {"ok"}
     # Each trial's rows come from one attempt: three long-form rows, no duplicates.
-    assert Counter(latest["trial_id"].to_pylist()) == {t: 3 for t in set(latest["trial_id"].to_pylist())}
+    ids = latest["trial_id"].to_pylist()
+    assert Counter(ids) == {t: 3 for t in set(ids)}
     for name, values in sweeps.items():
         runs = Counter(p.name.split("-")[0] for p in (tmp_path / f"runs-{name}").iterdir())
         assert max(runs.values(), default=1) == 1, f"driver {name} ran a trial twice"

@@ -16,7 +16,7 @@ in two files for a while (a compaction killed between its write and its deletes,
 compactions at once), and readers then take its rows from one file only.
 
 Lookups read only the identity columns (trial id, attempt id, status, end time), every
-file in parallel, and pick the latest attempts with vectorised Arrow kernels.
+file in parallel, and pick the latest attempts with one numpy sort over integer codes.
 
 The root is a local folder or any pyarrow filesystem URI (``file://``, ``s3://``, ``gs://``).
 """

@@ -21,7 +21,6 @@ trials were not counted yet); they run again on the next call.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import queue
@@ -136,7 +135,8 @@ def _failed_table(unit: "Unit", error: str, submitted, provenance: Mapping[str, 
 
 
 def _counts(table: pa.Table) -> tuple[int, int, int]:
-    """(ok, failed, diverged) trials in a table of latest-only attempts (one per trial)."""
+    """(ok, failed, diverged) trials in a table of one attempt per trial (the driver runs a
+    trial once per sweep)."""
     pairs = table.select(["trial_id", "status"]).group_by(["trial_id", "status"]).aggregate([])
     status = pairs["status"].to_pylist()
     return status.count("ok"), status.count("failed"), status.count("diverged")
@@ -201,7 +201,7 @@ class _Writer:
             group = tables  # columns whose types do not unify: one file per unit
         for table in group:
             self.store.append(self.experiment, table)
-        for table in tables:
+        for table in group:
             ok, failed, diverged = _counts(table)
             self.ok, self.failed, self.diverged = (self.ok + ok, self.failed + failed,
                                                    self.diverged + diverged)
@@ -228,55 +228,49 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
     # A GPU share is asked for only where the cluster has GPUs: Ray would otherwise keep
     # the task pending forever. (An autoscaling cluster that adds GPU nodes on demand
     # shows them once started; set the experiment's GPU share to 0 to force CPUs.)
-    resources = ray.cluster_resources()
-    has_gpus = resources.get("GPU", 0) > 0
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     if not has_gpus and any(u.num_gpus for u in units):
         log.warning("%s: the cluster has no GPU; units run on CPUs", experiment.name)
     n_trials = sum(len(u.trials) for u in units)
     bar = SweepProgress(experiment.name, n_trials, mode=progress)
     t0 = time.monotonic()
-    pending: dict[Any, tuple["Unit", Any]] = {}
+    # Each unit's result arrives through a future whose callback queues it: the driver
+    # wakes once per finished unit, at a cost independent of how many are pending
+    # (ray.wait's cost grows with the number of refs it is given).
+    pending: dict[Any, tuple["Unit", Any, Any]] = {}
+    finished: queue.SimpleQueue = queue.SimpleQueue()
     writer = _Writer(store, experiment.name, bar)
     try:
         shared = [ray.put(experiment), ray.put(cfg), ray.put(dict(provenance))]
+        # One set of task options per resource shape: Ray validates options at every
+        # .options() call (~0.2 ms), so units are not named one by one (a failed unit's
+        # label is in the driver's log line instead).
+        tasks: dict[tuple[float, float], Any] = {}
         for unit in units:
-            ref = remote.options(
-                num_cpus=unit.num_cpus, num_gpus=unit.num_gpus if has_gpus else 0,
-                max_retries=ray_cfg.max_retries, retry_exceptions=False,
-                name=f"{experiment.name}:{unit.label}"[:100],
-            ).remote(shared[0], shared[1], unit, shared[2])
-            pending[ref] = (unit, utcnow())
-        # ray.wait costs time in the number of refs it is given (~0.5 us each): with 10^4
-        # units pending, waiting on all of them at every finish would be the driver's main
-        # cost. Units start about in the order they were submitted, so the oldest
-        # `window` pending ones hold every running unit; all are checked when none of
-        # those finishes for a moment (a unit beyond the window may have).
-        window = max(256, 2 * int(resources.get("CPU", 0) + resources.get("GPU", 0)))
+            shape = (unit.num_cpus, unit.num_gpus if has_gpus else 0)
+            if shape not in tasks:
+                tasks[shape] = remote.options(
+                    num_cpus=shape[0], num_gpus=shape[1], max_retries=ray_cfg.max_retries,
+                    retry_exceptions=False, name=experiment.name[:100])
+            ref = tasks[shape].remote(shared[0], shared[1], unit, shared[2])
+            future = ref.future()
+            pending[future] = (unit, utcnow(), ref)
+            future.add_done_callback(finished.put)
         while pending:
-            refs = list(itertools.islice(pending, window))
-            done, rest = ray.wait(refs, num_returns=1, timeout=0.2)
-            if not done and len(pending) > window:
-                refs = list(pending)
-                done, rest = ray.wait(refs, num_returns=1, timeout=5.0)
-            if done and rest:  # and every other unit that is ready too
-                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-                done += more
             try:
-                tables = ray.get(done)
-            except RayError:  # some unit failed: fetch one at a time to tell which
-                tables = [None] * len(done)
-            for ref, table in zip(done, tables):
-                unit, submitted = pending.pop(ref)
-                if table is None:
-                    try:
-                        table = ray.get(ref)
-                    except RayError as exc:
-                        cause = getattr(exc, "cause", None) or exc
-                        log.warning("unit %s failed: %s", unit.label, type(cause).__name__)
-                        table = _failed_table(unit, error_text(cause), submitted, provenance)
-                writer.put(table)
+                future = finished.get(timeout=5.0)
+            except queue.Empty:
+                continue
+            unit, submitted, _ = pending.pop(future)
+            try:
+                table = future.result()
+            except RayError as exc:
+                cause = getattr(exc, "cause", None) or exc
+                log.warning("unit %s failed: %s", unit.label, type(cause).__name__)
+                table = _failed_table(unit, error_text(cause), submitted, provenance)
+            writer.put(table)
     except BaseException:
-        for ref in pending:
+        for _, _, ref in pending.values():
             ray.cancel(ref, force=True)
         raise
     finally:
