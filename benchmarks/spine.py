@@ -2,7 +2,7 @@
 
     python benchmarks/spine.py [--quick | --smoke] [--no-s3] [--trials N] [--files N]
                                [--units N] [--gpus N] [--cluster-units N]
-                               [--median SECONDS]
+                               [--median SECONDS] [--parts lookup,driver,cluster]
 
 Three measurements, each printed beside its reference:
 
@@ -335,6 +335,78 @@ def pc_seconds(column) -> np.ndarray:
 
 # --- main ---------------------------------------------------------------------------------
 
+def _lookup_part(size: dict, s3: bool, work: str) -> dict:
+    """Plan against a store of many small files: local, on S3, then both compacted."""
+    out: dict = {}
+    t = time.perf_counter()
+    specs = _sweep_specs(size["trials"])
+    spec_s = time.perf_counter() - t
+    build_store(f"{work}/lookup", specs, size["files"])
+    store = Store(f"{work}/lookup")
+    lookup, todo = time_lookup(store, specs)
+    out["lookup_s"], out["specs_s"] = lookup, spec_s
+    print(f"lookup: {size['trials']} trials in {size['files']} files: plan {lookup:.3f} s "
+          f"({todo} to run); building the specs {spec_s:.3f} s")
+    if s3:
+        server = CountingS3()
+        try:
+            server.upload(f"{work}/lookup")
+            remote = Store(server.url)
+            before = server.requests()
+            remote_s, _ = time_lookup(remote, specs, repeat=1)
+            out["s3_lookup_s"] = remote_s
+            out["s3_requests"] = server.requests() - before
+            print(f"lookup on S3 (moto): {remote_s:.3f} s, {out['s3_requests']} requests")
+            if hasattr(remote, "compact"):
+                remote.compact(EXPERIMENT)
+                before = server.requests()
+                remote_s, _ = time_lookup(remote, specs, repeat=1)
+                out["s3_compacted_lookup_s"] = remote_s
+                out["s3_compacted_requests"] = server.requests() - before
+                print(f"lookup on S3 after compaction: {remote_s:.3f} s, "
+                      f"{out['s3_compacted_requests']} requests")
+        finally:
+            server.close()
+    if hasattr(store, "compact"):
+        t = time.perf_counter()
+        store.compact(EXPERIMENT)
+        out["compact_s"] = time.perf_counter() - t
+        out["compacted_lookup_s"], todo_after = time_lookup(store, specs)
+        assert todo_after == todo, (todo_after, todo)
+        print(f"lookup after compaction ({len(store.files(EXPERIMENT))} files, compaction "
+              f"{out['compact_s']:.2f} s): plan {out['compacted_lookup_s']:.3f} s")
+    return out
+
+
+def _driver_part(size: dict, work: str) -> dict:
+    """Per-unit cost of execute_units against bare Ray tasks."""
+    import ray
+
+    out: dict = {}
+    ours, bare, ours_cpu, bare_cpu = time_overhead(size["units"], work)
+    ray.shutdown()
+    out["unit_ms"], out["bare_ms"] = ours * 1e3, bare * 1e3
+    out["unit_cpu_ms"], out["bare_cpu_ms"] = ours_cpu * 1e3, bare_cpu * 1e3
+    print(f"driver: {size['units']} one-trial units, execute_units {ours * 1e3:.2f} ms "
+          f"per unit, bare Ray tasks {bare * 1e3:.2f} ms: {ours / bare:.1f}x; driver CPU "
+          f"{ours_cpu * 1e3:.2f} against {bare_cpu * 1e3:.2f} ms per unit")
+    return out
+
+
+def _cluster_part(size: dict, work: str) -> dict:
+    """Slot use, tail and driver memory on a simulated GPU cluster, beside bare Ray."""
+    sim = simulate_cluster(size["cluster_units"], size["gpus"], work, size["median"])
+    print(f"cluster: {sim['units']} units on {sim['gpus']} simulated GPUs, "
+          f"{sim['work_s']:.0f} s of work: wall {sim['wall_s']:.1f} s against "
+          f"{sim['ideal_s']:.1f} s ideal (bare Ray tasks {sim['bare_wall_s']:.1f} s); "
+          f"slots busy while work remains {100 * sim['utilisation']:.1f} % of "
+          f"{sim['window_s']:.1f} s (bare Ray tasks {100 * sim['bare_utilisation']:.1f} %); "
+          f"tail {sim['tail_s']:.2f} s; driver CPU {sim['driver_cpu_ms']:.2f} ms per unit; "
+          f"driver RSS start/peak/end {sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/"
+          f"{sim['rss_mib'][2]:.0f} MiB")
+    return sim
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
@@ -346,6 +418,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpus", type=int)
     parser.add_argument("--cluster-units", type=int)
     parser.add_argument("--median", type=float, help="median unit duration, seconds (0.5)")
+    parser.add_argument("--parts", default="lookup,driver,cluster",
+                        help="which measurements to run, comma-separated")
     args = parser.parse_args(argv)
     if __name__ != "spine":
         # Ray workers import the benchmark's experiment by name, as they would a real one
@@ -368,68 +442,17 @@ def main(argv: list[str] | None = None) -> dict:
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
     s3 = not (args.smoke or args.no_s3)
+    parts = set(args.parts.split(","))
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     out: dict = {}
     work = tempfile.mkdtemp(prefix="spinebench-")
     try:
-        t = time.perf_counter()
-        specs = _sweep_specs(size["trials"])
-        spec_s = time.perf_counter() - t
-        build_store(f"{work}/lookup", specs, size["files"])
-        store = Store(f"{work}/lookup")
-        lookup, todo = time_lookup(store, specs)
-        out["lookup_s"], out["specs_s"] = lookup, spec_s
-        print(f"lookup: {size['trials']} trials in {size['files']} files: plan {lookup:.3f} s "
-              f"({todo} to run); building the specs {spec_s:.3f} s")
-        if s3:
-            server = CountingS3()
-            try:
-                server.upload(f"{work}/lookup")
-                remote = Store(server.url)
-                before = server.requests()
-                remote_s, _ = time_lookup(remote, specs, repeat=1)
-                out["s3_lookup_s"] = remote_s
-                out["s3_requests"] = server.requests() - before
-                print(f"lookup on S3 (moto): {remote_s:.3f} s, {out['s3_requests']} requests")
-                if hasattr(remote, "compact"):
-                    remote.compact(EXPERIMENT)
-                    before = server.requests()
-                    remote_s, _ = time_lookup(remote, specs, repeat=1)
-                    out["s3_compacted_lookup_s"] = remote_s
-                    out["s3_compacted_requests"] = server.requests() - before
-                    print(f"lookup on S3 after compaction: {remote_s:.3f} s, "
-                          f"{out['s3_compacted_requests']} requests")
-            finally:
-                server.close()
-        if hasattr(store, "compact"):
-            t = time.perf_counter()
-            store.compact(EXPERIMENT)
-            out["compact_s"] = time.perf_counter() - t
-            out["compacted_lookup_s"], todo_after = time_lookup(store, specs)
-            assert todo_after == todo, (todo_after, todo)
-            print(f"lookup after compaction ({len(store.files(EXPERIMENT))} files, compaction "
-                  f"{out['compact_s']:.2f} s): plan {out['compacted_lookup_s']:.3f} s")
-
-        ours, bare, ours_cpu, bare_cpu = time_overhead(size["units"], work)
-        import ray
-
-        ray.shutdown()
-        out["unit_ms"], out["bare_ms"] = ours * 1e3, bare * 1e3
-        out["unit_cpu_ms"], out["bare_cpu_ms"] = ours_cpu * 1e3, bare_cpu * 1e3
-        print(f"driver: {size['units']} one-trial units, execute_units {ours * 1e3:.2f} ms "
-              f"per unit, bare Ray tasks {bare * 1e3:.2f} ms: {ours / bare:.1f}x; driver CPU "
-              f"{ours_cpu * 1e3:.2f} against {bare_cpu * 1e3:.2f} ms per unit")
-
-        sim = simulate_cluster(size["cluster_units"], size["gpus"], work, size["median"])
-        out["cluster"] = sim
-        print(f"cluster: {sim['units']} units on {sim['gpus']} simulated GPUs, "
-              f"{sim['work_s']:.0f} s of work: wall {sim['wall_s']:.1f} s against "
-              f"{sim['ideal_s']:.1f} s ideal (bare Ray tasks {sim['bare_wall_s']:.1f} s); "
-              f"slots busy while work remains {100 * sim['utilisation']:.1f} % of "
-              f"{sim['window_s']:.1f} s (bare Ray tasks {100 * sim['bare_utilisation']:.1f} %); "
-              f"tail {sim['tail_s']:.2f} s; driver CPU {sim['driver_cpu_ms']:.2f} ms per unit; "
-              f"driver RSS start/peak/end {sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/"
-              f"{sim['rss_mib'][2]:.0f} MiB")
+        if "lookup" in parts:
+            out.update(_lookup_part(size, s3, work))
+        if "driver" in parts:
+            out.update(_driver_part(size, work))
+        if "cluster" in parts:
+            out["cluster"] = _cluster_part(size, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
