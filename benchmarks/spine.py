@@ -240,7 +240,7 @@ def time_overhead(n_units: int, workdir: str) -> tuple[float, float, float, floa
     exp = SleepExperiment()
     cfg = SleepConfig(durations=[0.0] * n_units)
     ray_cfg = RayConfig(num_cpus=2)
-    warm = SleepConfig(durations=[0.0] * 50)
+    warm = SleepConfig(durations=[0.0] * 200)  # as many as the bare tasks had
     execute_units(exp, warm, exp.units(exp.trials(warm), warm), Store(f"{workdir}/warm"),
                   {}, ray_cfg, progress="off")
     units = exp.units(exp.trials(cfg), cfg)
