@@ -83,7 +83,11 @@ class Store:
 
     def _infos(self, experiment: str) -> list[pafs.FileInfo]:
         selector = pafs.FileSelector(self._dir(experiment), allow_not_found=True)
-        infos = [info for info in self.fs.get_file_info(selector)
+        try:
+            listed = self.fs.get_file_info(selector)
+        except FileNotFoundError:  # the folder appeared (a first append) while listed
+            listed = []
+        infos = [info for info in listed
                  if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
                  and not info.base_name.startswith((".", "_"))]
         return sorted(infos, key=lambda info: info.path)
