@@ -59,7 +59,8 @@ def test_a_sweep_caches_in_s3_and_a_second_run_runs_nothing(ray_local, toy, s3_u
     assert stages.train(params, "toy") == {"planned": 3, "cached": 0, "ran": 3, "failed": 0}
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="cache")["Contents"]
             if o["Key"].endswith(".parquet")]  # pyarrow also writes folder markers
-    assert len(keys) == 3 and all(k.startswith("theorydl/toy/part-") for k in keys)
+    # One PUT per group of units that finished together: one to three files.
+    assert 1 <= len(keys) <= 3 and all(k.startswith("theorydl/toy/part-") for k in keys)
     # Another driver (a fresh Store from the same URL) sees the cache and runs nothing.
     assert stages.train(params, "toy") == {"planned": 3, "cached": 3, "ran": 0, "failed": 0}
     more = parse_params({"run": {"store": url, "progress": "off"},
