@@ -72,7 +72,9 @@ def cluster(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
     env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "PYTHONPATH": os.pathsep.join([str(TOY_DIR), os.environ.get("PYTHONPATH", "")])}
+           # the toy module, and this checkout's theorydl (not whichever one is installed)
+           "PYTHONPATH": os.pathsep.join([str(TOY_DIR), str(TOY_DIR.parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     try:
         subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",

@@ -43,8 +43,9 @@ def _params(store: Path, out: Path) -> str:
 def _driver(tmp_path: Path, params: str) -> subprocess.Popen:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
+    # The toy module, and this checkout's theorydl (not whichever one is installed).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(TOY_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        [str(TOY_DIR), str(TOY_DIR.parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
     # A session of its own, so the kill takes the driver and the Ray it embedded.
     return subprocess.Popen([sys.executable, str(script), params], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
