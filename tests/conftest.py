@@ -1,11 +1,14 @@
-"""Shared fixtures: a repo-root path, one embedded Ray for the session, the toy experiment."""
+"""Shared fixtures: a repo-root path, one embedded Ray for the session, the toy experiment,
+and a check that the suite leaves no process behind."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +53,82 @@ def toy(monkeypatch):
     exp = toy_module.Toy()
     monkeypatch.setitem(experiments._REGISTRY, "toy", exp)
     return exp
+
+
+# --- no leftovers -------------------------------------------------------------------------
+# The suite must leave no process behind (Ray daemons of a killed driver, a server a test
+# forgot). This pytest process becomes a "child subreaper" (Linux): a process whose parent
+# dies is then re-parented to it instead of to init, so every process the suite started,
+# orphaned or not, stays its descendant, and other users of Ray on the machine are never
+# counted.
+
+
+def _become_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    return ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
+
+
+def _live_descendants(ignore: frozenset[int] = frozenset()) -> list[psutil.Process]:
+    """The processes this pytest process started, directly or not, that still run."""
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.pid not in ignore and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _reap_zombies() -> None:
+    for proc in psutil.Process().children():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(proc.pid, os.WNOHANG)
+        except (psutil.NoSuchProcess, ChildProcessError):
+            pass
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return f"{proc.pid} {' '.join(proc.cmdline())[:120] or proc.name()}"
+    except psutil.Error:
+        return str(proc.pid)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes():
+    """Fail the run if any process the tests started outlives them (killed afterwards).
+
+    Session-scoped and autouse, so it is torn down last, after ``ray_local``'s
+    ``ray.shutdown``; Ray's daemons get a few seconds to exit on their own.
+    """
+    tracked = _become_subreaper()
+    before = frozenset(p.pid for p in _live_descendants())
+    yield
+    if not tracked:
+        return
+    deadline = time.monotonic() + 20
+    while (left := _live_descendants(before)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    names = [_describe(p) for p in left]
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(left, timeout=10)
+    _reap_zombies()
+    if left:
+        pytest.fail(f"the tests left {len(left)} processes running (now killed): "
+                    + "; ".join(names), pytrace=False)
+
+
+@pytest.fixture
+def live_descendants():
+    """The leftover check's view: the live processes this pytest process started."""
+    return _live_descendants

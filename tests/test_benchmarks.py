@@ -44,3 +44,14 @@ def test_gpu_check_smoke_runs_every_section_and_writes_json(tmp_path, capsys):
     assert [r["models"] for r in results["ib_scaling"]["rows"]] == [1, 3]
     assert {r["optimizer"] for r in results["width"]["rows"]} == {"sgd", "pathsgd", "adam"}
     assert results["dqn"]["counts"]["updates"] > 0
+def test_spine_smoke_prints_each_measure_beside_its_reference():
+    """In a process of its own: the benchmark starts (and stops) Rays of its own."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "spine.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=BENCHMARKS.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "lookup: 1000 trials in 20 files" in out and "lookup after compaction (1 files" in out
+    assert "bare Ray tasks" in out and "simulated GPUs" in out and "slots busy" in out

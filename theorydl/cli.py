@@ -8,6 +8,7 @@
     theorydl report
     theorydl status census            # what the trial cache holds for the current params
     theorydl profile test             # merge profiles/test.yaml into params.yaml
+    theorydl store compact [census]   # merge the trial cache's small files (all experiments)
 
 Every command validates the whole params file first, so a typo anywhere stops it
 before any compute or any write.
@@ -43,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--rerun", choices=["failed", "none", "all"],
                        help="override run.rerun for this call")
     sub.add_parser("report", help="write the HTML report")
+    store = sub.add_parser("store", help="maintain the trial cache (run.store)")
+    store_sub = store.add_subparsers(dest="action", required=True)
+    compact = store_sub.add_parser(
+        "compact", help="merge small part files into large ones, keeping every attempt "
+                        "(safe while drivers append)")
+    compact.add_argument("experiments", nargs="*", help="default: every experiment")
     profile = sub.add_parser("profile", help="merge profiles/NAME.yaml into the params file")
     profile.add_argument("name", help="a profile in profiles/, e.g. test or paper")
     return parser
@@ -90,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(stages.report(params))
         elif args.command == "status":
             print_metrics(stages.status(params, name))
+        elif args.command == "store":
+            for exp in args.experiments:
+                experiments.get(exp)
+            print_metrics(compact_store(params.run.store, args.experiments or experiments.names()))
     except (ConfigError, KeyError) as exc:
         print(f"theorydl: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
@@ -97,6 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"theorydl: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def compact_store(root: str, names: Sequence[str]) -> dict:
+    """Compact each experiment's part files; what each compaction did, by experiment."""
+    from dataclasses import asdict
+
+    from theorydl.store.store import Store
+
+    store = Store(root)
+    return {name: asdict(store.compact(name)) for name in names}
 
 
 def print_metrics(metrics: dict) -> None:

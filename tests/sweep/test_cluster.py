@@ -40,13 +40,23 @@ def _free_port() -> int:
 
 
 def _kill_tree_of(tag: str) -> None:
-    """Kill every process whose command line names ``tag`` (a node's own temp dir)."""
+    """Kill every process whose command line names ``tag`` (a node's own temp dir), and
+    their descendants: Ray's agents rename themselves (``ray::DashboardAgent``), so only
+    their parent, the raylet, still names the folder."""
+    doomed: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         try:
             if any(tag in (a or "") for a in proc.info["cmdline"] or []):
-                proc.send_signal(signal.SIGKILL)
+                doomed[proc.pid] = proc
+                doomed.update((c.pid, c) for c in proc.children(recursive=True))
         except psutil.Error:
             pass
+    for proc in doomed.values():
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
+    psutil.wait_procs(list(doomed.values()), timeout=30)
 
 
 @pytest.fixture
@@ -62,7 +72,9 @@ def cluster(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
     env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "PYTHONPATH": os.pathsep.join([str(TOY_DIR), os.environ.get("PYTHONPATH", "")])}
+           # the toy module, and this checkout's theorydl (not whichever one is installed)
+           "PYTHONPATH": os.pathsep.join([str(TOY_DIR), str(TOY_DIR.parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     try:
         subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",

@@ -43,8 +43,9 @@ def _params(store: Path, out: Path) -> str:
 def _driver(tmp_path: Path, params: str) -> subprocess.Popen:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
+    # The toy module, and this checkout's theorydl (not whichever one is installed).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(TOY_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        [str(TOY_DIR), str(TOY_DIR.parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
     # A session of its own, so the kill takes the driver and the Ray it embedded.
     return subprocess.Popen([sys.executable, str(script), params], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -58,15 +59,23 @@ def _finish(proc: subprocess.Popen) -> dict:
 
 
 def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver and every process it started (the Ray it embedded), at once."""
+    tree = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    # Ray daemons that left the process group are reaped too (they hold no results).
-    for p in psutil.process_iter(["environ"]):
+    for pid in tree:  # Ray's daemons leave the driver's process group: kill them by pid
         try:
-            if p.info["environ"] and p.info["environ"].get("THEORYDL_TEST_SESSION") == str(proc.pid):
-                p.kill()
-        except psutil.Error:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
+    proc.wait(timeout=30)
+    psutil.wait_procs([p for p in map(_process, tree[1:]) if p], timeout=30)
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
 
 
 def _measurements(store: Store) -> list[tuple]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,6 +30,8 @@ class ToyConfig(Section):
     die_always_on: list[int] = Field(default_factory=list)
     sleep: float = 0.0
     marker_dir: str = ""
+    runs_dir: str = ""
+    """Where each execution of a trial leaves a file named after the trial (empty: nowhere)."""
     trials_path: str = "toy.parquet"
 
 
@@ -59,6 +62,8 @@ class Toy(Experiment):
 
         def one(spec: TrialSpec):
             v = spec.config["value"]
+            if cfg.runs_dir:
+                (Path(cfg.runs_dir) / f"{spec.id}-{uuid.uuid4().hex}").touch()
             time.sleep(cfg.sleep)
             if v in cfg.fail_on:
                 raise ValueError(f"toy failure on {v}")
