@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY_DIR = ROOT / "tests" / "sweep"
+# Helper modules there (toy experiments, process helpers) import by name in tests too.
+if str(TOY_DIR) not in sys.path:
+    sys.path.insert(0, str(TOY_DIR))
 
 
 @pytest.fixture(scope="session")

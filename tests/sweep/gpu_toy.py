@@ -41,8 +41,7 @@ class GpuToy(Experiment):
         import ray
 
         def one(spec: TrialSpec):
-            return [{"value": spec.config["value"],
-                     "gpu_ids": ",".join(map(str, ray.get_gpu_ids())),
+            return [{"gpu_ids": ",".join(map(str, ray.get_gpu_ids())),
                      "visible": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                      "pid": os.getpid()}]
 

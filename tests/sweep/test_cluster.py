@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -14,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+from procs import kill_tree_of
 
 from theorydl.store.store import Store
 
@@ -37,26 +36,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _kill_tree_of(tag: str) -> None:
-    """Kill every process whose command line names ``tag`` (a node's own temp dir), and
-    their descendants: Ray's agents rename themselves (``ray::DashboardAgent``), so only
-    their parent, the raylet, still names the folder."""
-    doomed: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(tag in (a or "") for a in proc.info["cmdline"] or []):
-                doomed[proc.pid] = proc
-                doomed.update((c.pid, c) for c in proc.children(recursive=True))
-        except psutil.Error:
-            pass
-    for proc in doomed.values():
-        try:
-            proc.send_signal(signal.SIGKILL)
-        except psutil.Error:
-            pass
-    psutil.wait_procs(list(doomed.values()), timeout=30)
 
 
 @pytest.fixture
@@ -85,8 +64,8 @@ def cluster(tmp_path):
         yield {"address": f"127.0.0.1:{port}", "env": env, "worker_dir": worker_dir,
                "tmp": tmp_path}
     finally:
-        _kill_tree_of(worker_dir)
-        _kill_tree_of(head_dir)
+        kill_tree_of(worker_dir)
+        kill_tree_of(head_dir)
 
 
 def _driver(cluster, store: Path, sleep: float, n: int) -> subprocess.Popen:
@@ -123,7 +102,7 @@ def test_losing_a_worker_node_mid_sweep_loses_no_trial(cluster):
     while not store.files("toy"):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    _kill_tree_of(cluster["worker_dir"])  # the worker node dies, with its running task
+    kill_tree_of(cluster["worker_dir"])  # the worker node dies, with its running task
     summary = _result(proc)
     assert summary == {"planned": 8, "cached": 0, "ran": 8, "failed": 0}
     table = store.read("toy", latest=False)

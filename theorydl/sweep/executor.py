@@ -223,14 +223,25 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
 
     from theorydl.experiments.base import error_text, utcnow
 
+    from theorydl.sweep import gpus
+
     started_here = ensure_ray(ray_cfg)
     remote = ray.remote(_run_unit_task)
-    # A GPU share is asked for only where the cluster has GPUs: Ray would otherwise keep
-    # the task pending forever. (An autoscaling cluster that adds GPU nodes on demand
-    # shows them once started; set the experiment's GPU share to 0 to force CPUs.)
-    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-    if not has_gpus and any(u.num_gpus for u in units):
-        log.warning("%s: the cluster has no GPU; units run on CPUs", experiment.name)
+    # GPU units run in single-use workers: a reused worker keeps the CUDA device it
+    # initialised first, whatever CUDA_VISIBLE_DEVICES Ray sets for a later task (and
+    # max_calls is a decorator option only).
+    gpu_remote = ray.remote(max_calls=1)(_run_unit_task)
+    # The GPU share follows the params (the experiment's device), not the cluster's size
+    # now: an autoscaler starts GPU nodes only for GPU demand it sees (theorydl.sweep.gpus).
+    wants = any(u.num_gpus for u in units)
+    try:
+        has_gpus = gpus.decide(
+            experiment.name, str(getattr(cfg, "device", "auto")), wants,
+            ray.cluster_resources().get("GPU", 0), wants and gpus.cluster_autoscales())
+    except BaseException:
+        if started_here:
+            ray.shutdown()
+        raise
     n_trials = sum(len(u.trials) for u in units)
     bar = SweepProgress(experiment.name, n_trials, mode=progress)
     t0 = time.monotonic()
@@ -249,7 +260,7 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
         for unit in units:
             shape = (unit.num_cpus, unit.num_gpus if has_gpus else 0)
             if shape not in tasks:
-                tasks[shape] = remote.options(
+                tasks[shape] = (gpu_remote if shape[1] else remote).options(
                     num_cpus=shape[0], num_gpus=shape[1], max_retries=ray_cfg.max_retries,
                     retry_exceptions=False, name=experiment.name[:100])
             ref = tasks[shape].remote(shared[0], shared[1], unit, shared[2])
