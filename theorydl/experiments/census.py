@@ -37,7 +37,7 @@ from theorydl.config import Params, Paths, Section, data_file, figure_file, plot
 from theorydl.experiments.base import (Claim, Experiment, Plot, Stage, StageError, Unit,
                                        run_each)
 from theorydl.expressivity import KNOWN_COUNTS, MAX_N
-from theorydl.store.store import write_table_atomic, write_text_atomic
+from theorydl.store.store import write_csv_atomic, write_table_atomic, write_text_atomic
 from theorydl.sweep.spec import TrialSpec
 
 __all__ = ["Census", "CensusConfig", "census_table"]
@@ -255,7 +255,7 @@ class Census(Experiment):
     def analyze(self, table: pa.Table, cfg: CensusConfig, params: Params) -> dict[str, Any]:
         rows = census_table(table)
         paths = cfg.paths
-        _write_csv(rows, paths.table)
+        write_csv_atomic(rows, paths.table)
         archs = sorted({r["architecture"] for r in rows})
         machines = [r for r in rows if not r["architecture"].startswith(FORMULAS)]
         plot_rows = []
@@ -265,7 +265,7 @@ class Census(Experiment):
                 if r["n_inputs"] == n:
                     point[f"log2_{r['architecture']}"] = round(math.log2(r["n_realizable"]), 6)
             plot_rows.append(point)
-        _write_csv(plot_rows, paths.plot)
+        write_csv_atomic(plot_rows, paths.plot)
         metrics = {
             arch: {
                 "n_realizable": {str(r["n_inputs"]): r["n_realizable"]
@@ -364,15 +364,3 @@ def census_table(trials: pa.Table) -> list[dict[str, Any]]:
                                    f"{n_functions(n)} functions")
         out.append(row(arch, n, sum(s["n_realizable"] for s in shards)))
     return out
-
-
-def _write_csv(rows: list[dict[str, Any]], path: str) -> None:
-    import csv
-    import io
-
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())

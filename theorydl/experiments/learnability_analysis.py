@@ -9,8 +9,6 @@ the same shape, and writes the tables, metrics, plot data and figures of
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
@@ -18,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from theorydl.experiments.base import StageError
-from theorydl.store.store import write_text_atomic
+from theorydl.store.store import write_csv_atomic, write_text_atomic
 
 __all__ = ["analyze_learnability", "group_results"]
 
@@ -56,15 +54,6 @@ def group_results(table: pa.Table) -> dict[tuple[str, int, int, int], dict[str, 
                 f"learnability {key}: {missing.size} functions have no result (first: "
                 f"truth table {missing[0]}); re-run `dvc repro learnability_train`")
     return out
-
-
-def _csv(rows: list[dict[str, Any]], path: str) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
 
 
 def analyze_learnability(table: pa.Table, cfg) -> dict[str, Any]:
@@ -125,10 +114,10 @@ def analyze_learnability(table: pa.Table, cfg) -> dict[str, Any]:
                             "final_loss": None if np.isinf(loss[t]) else float(loss[t]),
                             "expressible": bool(expressible[t]), "learned": bool(learned[t])})
     paths = cfg.paths
-    _csv(summary, paths.table)
-    _csv(class_rows, paths.classes)
-    _csv(hardest, paths.hardest)
-    _csv(plot, paths.plot)
+    write_csv_atomic(summary, paths.table)
+    write_csv_atomic(class_rows, paths.classes)
+    write_csv_atomic(hardest, paths.hardest)
+    write_csv_atomic(plot, paths.plot)
     write_text_atomic(paths.metrics, json.dumps(metrics, indent=2) + "\n")
     from theorydl.report.learnability_figures import (classes_figure, expressible_figure,
                                                       hardest_figure)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,7 +40,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-__all__ = ["Store", "Compaction", "write_table_atomic", "write_text_atomic"]
+__all__ = ["Store", "Compaction", "write_csv_atomic", "write_table_atomic", "write_text_atomic"]
 
 # The columns a lookup reads; every stored file has them, with these types.
 _KEY_SCHEMA = pa.schema([("trial_id", pa.string()), ("attempt_id", pa.string()),
@@ -347,3 +348,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_csv_atomic(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> None:
+    """Rows of dicts as a CSV file (columns in first-seen order), written atomically."""
+    import csv
+    import io
+
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
