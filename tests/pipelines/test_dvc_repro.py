@@ -319,6 +319,20 @@ def _differences(a: dict, b: dict) -> list[str]:
     return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
+def _explain(a: dict, b: dict, most: int = 5) -> str:
+    """For a failure message: the first rows that differ in each differing table."""
+    lines = []
+    for key in _differences(a, b):
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, list) and isinstance(right, list):
+            lines.append(f"{key}: {len(left)} rows vs {len(right)} before")
+            lines += [f"  now only: {r}" for r in sorted(set(left) - set(right))[:most]]
+            lines += [f"  before only: {r}" for r in sorted(set(right) - set(left))[:most]]
+        else:
+            lines.append(f"{key}: {left!r} vs {right!r} before")
+    return "\n".join(lines)
+
+
 def test_every_stage_survives_a_forced_rerun(workspace):
     # Each stage, its outputs deleted by DVC and run again over a full cache: same
     # outputs, and the pipeline is up to date after (the stages come from dvc.yaml, so
@@ -405,7 +419,8 @@ def test_a_killed_dvc_repro_resumes_to_the_same_outputs(workspace):
             _kill_tree(proc.pid)
             proc.wait(timeout=60)
         _sh(["dvc", "repro"], work, env, timeout=900)
-        assert _differences(_all_content(work), before) == []
+        after = _all_content(work)
+        assert _differences(after, before) == [], _explain(after, before)
         store = Store(str(work / ".theorydl" / "killed"))
         for name in ("census", "ib", "samdp", "width"):
             rows = store.read(name, columns=["status"], latest=False)

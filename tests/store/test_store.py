@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -52,6 +53,26 @@ def test_files_written_by_different_schemas_unify(tmp_path):
     store.append("exp", _table(SPECS[1:2]))
     table = store.read("exp")
     assert table.num_rows == 2 and None in table["loss"].to_pylist()
+
+
+def test_unified_column_order_does_not_depend_on_which_file_came_first(tmp_path):
+    # Shards of one experiment measure different things (census: one architecture counts
+    # candidates, another NPN classes); the table read back must not change with the order
+    # in which the units happened to finish.
+    def shard(spec, measures):
+        result = TrialResult(spec.id, "ok", T0, T0 + timedelta(seconds=1), rows=[measures])
+        return build_table([spec], [result], PROV)
+
+    a, b = shard(SPECS[0], {"candidates": 3}), shard(SPECS[1], {"classes": "0 1"})
+    orders = []
+    for first, second in ((a, b), (b, a)):
+        store = Store(str(tmp_path / f"{len(orders)}"))
+        store.append("exp", first)
+        time.sleep(0.01)  # file names follow time
+        store.append("exp", second)
+        orders.append(store.read("exp").column_names)
+    assert orders[0] == orders[1]
+    assert {"candidates", "classes"} <= set(orders[0])
 
 
 def test_hidden_temporary_files_are_never_read(tmp_path):

@@ -173,7 +173,7 @@ class Store:
             tables = [t for t in tables if t.num_rows]
             if not tables:
                 return pa.table({})
-            return pa.concat_tables(tables, promote_options="permissive")
+            return _concat(tables)
         raise AssertionError("unreachable")
 
     # --- compaction ---------------------------------------------------------------------
@@ -267,6 +267,16 @@ def _latest(keys: pa.Table) -> pa.Table:
     last = order[np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))]
     out = keys.select(["trial_id", "attempt_id", "status"]).take(pa.array(last))
     return out
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Tables unified by column name, in a column order that does not depend on the
+    order of ``tables`` (which follows file names, i.e. which unit finished first): the
+    distinct column lists, sorted, each adding the columns it is the first to name."""
+    merged = pa.concat_tables(tables, promote_options="permissive")
+    distinct = sorted({tuple(t.column_names) for t in tables})
+    order = list(dict.fromkeys(name for names in distinct for name in names))
+    return merged.select(order)
 
 
 def _one_copy(keys: pa.Table) -> dict[int, pa.Array]:
