@@ -40,6 +40,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from theorydl.store.rows import IDENTITY_COLUMNS, PROVENANCE_COLUMNS
+
 __all__ = ["Store", "Compaction", "write_csv_atomic", "write_table_atomic", "write_text_atomic"]
 
 # The columns a lookup reads; every stored file has them, with these types.
@@ -270,13 +272,16 @@ def _latest(keys: pa.Table) -> pa.Table:
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
-    """Tables unified by column name, in a column order that does not depend on the
-    order of ``tables`` (which follows file names, i.e. which unit finished first): the
-    distinct column lists, sorted, each adding the columns it is the first to name."""
+    """Tables unified by column name, in an order that depends only on the set of
+    columns: the identity columns, the others by name, the provenance columns. (A file's
+    own order depends on which units were written together, i.e. on which finished
+    first, and trials of one experiment may measure different things.)"""
     merged = pa.concat_tables(tables, promote_options="permissive")
-    distinct = sorted({tuple(t.column_names) for t in tables})
-    order = list(dict.fromkeys(name for names in distinct for name in names))
-    return merged.select(order)
+    names = set(merged.column_names)
+    first = [c for c in IDENTITY_COLUMNS if c in names]
+    last = [c for c in PROVENANCE_COLUMNS if c in names]
+    middle = sorted(names - set(first) - set(last))
+    return merged.select(first + middle + last)
 
 
 def _one_copy(keys: pa.Table) -> dict[int, pa.Array]:
