@@ -84,6 +84,11 @@ class RunConfig(Section):
 
     progress: Literal["auto", "bar", "log", "off"] = "auto"
     """Progress display: a bar on a terminal, plain log lines otherwise ("auto")."""
+    compact_files: int = Field(default=256, ge=0)
+    """After a stage that ran trials: when the experiment's folder in the store holds more
+    part files than this, merge the small ones (as ``theorydl store compact`` does), so
+    that later lookups read few files (on an object store each file costs requests).
+    0: never."""
 
     ray: RayConfig = RayConfig()
     """Where trials execute."""

@@ -72,6 +72,7 @@ def run_specs(params: Params, exp, cfg, specs) -> tuple[Any, Any]:
         log.info("%s: ran %d trials in %d units in %.1fs: %d ok, %d failed, %d diverged",
                  exp.name, summary.trials, summary.units, summary.seconds, summary.ok,
                  summary.failed, summary.diverged)
+        _compact_if_many(store, exp.name, run.compact_files)
     table = store.read(exp.name, trial_ids=[s.id for s in plan.trials])
     found = set(table["trial_id"].to_pylist()) if table.num_rows else set()
     missing = [s for s in plan.trials if s.id not in found]
@@ -81,6 +82,17 @@ def run_specs(params: Params, exp, cfg, specs) -> tuple[Any, Any]:
     # served from the cache leaves the DVC output (and everything downstream) unchanged.
     order = pc.sort_indices(table, [("trial_id", "ascending"), ("attempt_id", "ascending")])
     return plan, table.take(order)
+
+
+def _compact_if_many(store: Store, name: str, most: int) -> None:
+    """Merge the experiment's small part files once there are more than ``most``."""
+    if not most:
+        return
+    files = len(store.files(name))
+    if files > most:
+        done = store.compact(name)
+        log.info("%s: compacted the trial store, %d files -> %d (%d rows, %.1fs)", name,
+                 done.files_before, done.files_after, done.rows, done.seconds)
 
 
 def _warn_failed(table, what: str) -> int:

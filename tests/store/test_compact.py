@@ -197,3 +197,25 @@ def test_the_store_compact_command(repo_root, tmp_path, capsys):
     assert store.read("census", latest=False).num_rows == before
     assert main(["-p", str(params), "store", "compact", "nope"]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("most", [0, 2])
+def test_a_stage_compacts_the_store_once_it_holds_many_files(ray_local, toy, tmp_path, most):
+    # Three stages, each appending a file; with run.compact_files = 2 the third leaves one
+    # merged file (every row kept), with 0 (never) the three files stay.
+    from theorydl import stages
+    from theorydl.params import parse_params
+
+    store_dir = tmp_path / "store"
+    for values in ([1], [1, 2], [1, 2, 3]):
+        params = parse_params({"run": {"store": str(store_dir), "progress": "off",
+                                       "compact_files": most},
+                               "toy": {"values": values,
+                                       "trials_path": str(tmp_path / "t.parquet")}})
+        assert stages.train(params, "toy")["ran"] == 1
+    files = Store(str(store_dir)).files("toy")
+    assert len(files) == (3 if most == 0 else 1)
+    table = Store(str(store_dir)).read("toy", latest=False)
+    assert sorted(set(table["trial_id"].to_pylist())) == sorted(
+        s.id for s in toy.trials(toy.config(params)))
