@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 # The CPU build on this project's machines; override on a GPU box, e.g. TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
+# Two pytest workers (pytest-xdist), one module per worker at a time; TEST_ARGS= runs serially
+TEST_ARGS ?= -n 2 --dist loadscope --no-loadscope-reorder
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -22,7 +24,7 @@ repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(TEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/stacks.py

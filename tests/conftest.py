@@ -13,9 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY_DIR = ROOT / "tests" / "sweep"
-# Helper modules there (toy experiments, process helpers) import by name in tests too.
-if str(TOY_DIR) not in sys.path:
-    sys.path.insert(0, str(TOY_DIR))
+# Helper modules there (toy experiments, process helpers; the dvc workspace helpers in
+# tests/pipelines) import by name in tests too.
+for _helpers in (TOY_DIR, ROOT / "tests" / "pipelines"):
+    if str(_helpers) not in sys.path:
+        sys.path.insert(0, str(_helpers))
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +137,20 @@ def no_leftover_processes():
 def live_descendants():
     """The leftover check's view: the live processes this pytest process started."""
     return _live_descendants
+
+
+# --- order ----------------------------------------------------------------------------
+# The end-to-end DVC modules take most of the suite's time (each runs the whole test-profile
+# pipeline several times), so they are collected first. `make test` runs pytest with
+# `-n 2 --dist loadscope --no-loadscope-reorder` (pytest-xdist): each worker then starts
+# with one of them, a module's tests stay on one worker (they share a workspace), and
+# the other modules fill in around them.
+HEAVY_FIRST = ("test_dvc_state.py", "test_dvc_repro.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order

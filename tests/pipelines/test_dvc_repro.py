@@ -3,51 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pytest
 
+from dvcwork import FAKE_KEY, all_content as _all_content, content as _content
+from dvcwork import differences as _differences, explain as _explain
+from dvcwork import make_workspace, sh as _sh, stages as _stages
+
 pytestmark = pytest.mark.slow
-
-# A secret in the environment, as a user's W&B key would be: it must appear in no output.
-FAKE_KEY = "f4k3" * 10
-
-
-def _sh(args, cwd, env, timeout=300):
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
 def workspace(repo_root, tmp_path_factory):
     """A git + DVC repository holding the project's files, on the test profile."""
-    work = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
-                            "-z"], cwd=repo_root, capture_output=True, text=True, check=True)
-    for rel in filter(None, files.stdout.split("\0")):
-        src = repo_root / rel
-        if src.is_file() and not rel.startswith("dvc.lock"):
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, work / rel)
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "WANDB_API_KEY": FAKE_KEY,
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    _sh(["git", "init", "-q"], work, env)
-    _sh([sys.executable, "-m", "theorydl", "profile", "test"], work, env)
-    _sh(["git", "add", "-A"], work, env)
-    _sh(["git", "commit", "-qm", "test profile"], work, env)
-    return work, env
+    return make_workspace(repo_root, tmp_path_factory.mktemp("repo"))
 
 
 def test_repro_then_nothing_then_only_new_trials(workspace):
@@ -252,17 +226,11 @@ def test_caches_rerun_nothing_and_a_key_reruns_only_its_readers(workspace):
         (work / "dvc.yaml").write_text(dvc_yaml)
 
 
-def _content(path: Path):
-    """A results table without its provenance columns (and attempt ids), row-sorted."""
-    import pyarrow.parquet as pq
 
-    from theorydl.store.rows import PROVENANCE_COLUMNS
 
-    table = pq.read_table(path)
-    # (and a trial's own timing: the census shards record their compute seconds)
-    drop = (*PROVENANCE_COLUMNS, "attempt_id", "seconds")
-    keep = [c for c in table.column_names if c not in drop]
-    return sorted(json.dumps(row, default=str) for row in table.select(keep).to_pylist())
+# ------------------------------------------------ state outside DVC: forced, lost, killed
+# (The trial store lost, and both kinds of state lost with dvc repro killed on the way:
+# test_dvc_state.py, in a workspace of its own.)
 
 
 def test_a_forced_search_and_a_lost_store_still_write_the_search_table(workspace, tmp_path):
@@ -287,149 +255,22 @@ def test_a_forced_search_and_a_lost_store_still_write_the_search_table(workspace
         shutil.move(kept, store)
 
 
-# ------------------------------------------------ state outside DVC: forced, lost, killed
-
-
-def _stages(work: Path) -> list[str]:
-    import yaml
-
-    return list(yaml.safe_load((work / "dvc.yaml").read_text())["stages"])
-
-
-def _all_content(work: Path) -> dict[str, object]:
-    """Every stage output by content: tables without provenance columns, other files by
-    bytes (figures, metrics, plot data and the report are made from the tables alone)."""
-    import hashlib
-
-    found: dict[str, object] = {}
-    for folder in ("data", "results", "metrics", "figures", "plots", "report"):
-        for path in sorted((work / folder).rglob("*")):
-            rel = str(path.relative_to(work))
-            if path.suffix == ".parquet" and rel.startswith("results/"):
-                found[rel] = _content(path)
-            elif path.is_file():
-                data = path.read_bytes()
-                if path.suffix == ".html":  # the report says when, from which commit
-                    data = re.sub(rb"<p class=meta>.*?</p>", b"", data, flags=re.S)
-                found[rel] = hashlib.sha256(data).hexdigest()
-    return found
-
-
-def _differences(a: dict, b: dict) -> list[str]:
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-
-
-def _explain(a: dict, b: dict, most: int = 5) -> str:
-    """For a failure message: the first rows that differ in each differing table."""
-    lines = []
-    for key in _differences(a, b):
-        left, right = a.get(key), b.get(key)
-        if isinstance(left, list) and isinstance(right, list):
-            lines.append(f"{key}: {len(left)} rows vs {len(right)} before")
-            lines += [f"  now only: {r}" for r in sorted(set(left) - set(right))[:most]]
-            lines += [f"  before only: {r}" for r in sorted(set(right) - set(left))[:most]]
-        else:
-            lines.append(f"{key}: {left!r} vs {right!r} before")
-    return "\n".join(lines)
-
-
-def test_every_stage_survives_a_forced_rerun(workspace):
-    # Each stage, its outputs deleted by DVC and run again over a full cache: same
-    # outputs, and the pipeline is up to date after (the stages come from dvc.yaml, so
-    # a new stage is covered without editing this test). One `dvc repro -f -s` names
-    # them all: DVC forces each one alone, in pipeline order.
+def test_every_stage_survives_a_forced_rerun_and_lost_journals(workspace):
+    # Each stage, its outputs deleted by DVC and run again over the full trial cache:
+    # same outputs, and the pipeline is up to date after (the stages come from dvc.yaml,
+    # so a new stage is covered without editing this test). One `dvc repro -f -s` names
+    # them all: DVC forces each one alone, in pipeline order. The search journals are
+    # deleted first (the search stage is their only reader): the search replays its
+    # points from the cache, and its table and best rates come out the same.
     work, env = workspace
     _sh(["dvc", "repro"], work, env)
     before = _all_content(work)
     stages = _stages(work)
     assert {"validate", "report", "width_search", "census_train"} <= set(stages)
-    _sh(["dvc", "repro", "-f", "-s", *stages], work, env, timeout=900)
-    assert _differences(_all_content(work), before) == []
+    shutil.rmtree(work / ".theorydl" / "optuna")
+    out = _sh(["dvc", "repro", "-f", "-s", *stages], work, env, timeout=900)
+    assert "to run" in out and not re.search(r": \d+ trials asked for, \d+ cached, [1-9]", out)
+    after = _all_content(work)
+    assert _differences(after, before) == [], _explain(after, before)
     again = _sh(["dvc", "repro"], work, env)
     assert "Data and pipelines are up to date" in again, again
-
-
-def _set_store(work: Path, store: str) -> str:
-    params = (work / "params.yaml").read_text()
-    assert params.count("store: .theorydl/store\n") == 1
-    (work / "params.yaml").write_text(params.replace("store: .theorydl/store\n",
-                                                     f"store: {store}\n"))
-    return params
-
-
-def _kill_tree(root: int) -> None:
-    """SIGKILL a process, everything it started (Ray's daemons included), its group."""
-    import signal
-
-    import psutil
-
-    try:
-        tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        tree = []
-    try:
-        os.killpg(root, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for proc in tree:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(tree, timeout=10)
-
-
-def test_a_killed_dvc_repro_resumes_to_the_same_outputs(workspace):
-    # dvc repro killed (SIGKILL to its process group and every process it started) at
-    # several points, the search rounds included, starting with both kinds of state lost
-    # (a new, empty run.store and no journals); run again each time; the last run
-    # completes with an uninterrupted run's outputs, and no trial is stored twice with
-    # status ok. (A lost journal or a lost store alone: test_width.py and
-    # test_a_forced_search_and_a_lost_store_still_write_the_search_table.)
-    import threading
-
-    from theorydl.store.store import Store
-
-    work, env = workspace
-    _sh(["dvc", "repro"], work, env)
-    before = _all_content(work)
-    shutil.rmtree(work / ".theorydl" / "optuna")
-    params = _set_store(work, ".theorydl/killed")
-    # In DVC's order of the stages: a training, another, then the search rounds.
-    kill_points = ["Running stage 'ib_train'", "Running stage 'samdp_train'",
-                   "width search: round 1"]
-    try:
-        for point in kill_points:
-            proc = subprocess.Popen(["dvc", "repro"], cwd=work, env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            seen = threading.Event()
-
-            def watch(proc=proc, point=point, seen=seen):
-                for line in proc.stdout:
-                    if point in line:
-                        seen.set()
-
-            threading.Thread(target=watch, daemon=True).start()
-            deadline = time.monotonic() + 600
-            while not seen.wait(timeout=0.5):
-                assert proc.poll() is None, f"dvc repro ended before {point!r}"
-                assert time.monotonic() < deadline, f"no {point!r} in 600 s"
-            time.sleep(2.0)  # well into the stage: some units stored, some running
-            _kill_tree(proc.pid)
-            proc.wait(timeout=60)
-        _sh(["dvc", "repro"], work, env, timeout=900)
-        after = _all_content(work)
-        assert _differences(after, before) == [], _explain(after, before)
-        store = Store(str(work / ".theorydl" / "killed"))
-        for name in ("census", "ib", "samdp", "width"):
-            rows = store.read(name, columns=["status"], latest=False)
-            ok = rows.filter(pc.equal(rows["status"], "ok"))
-            pairs = {(t, a) for t, a in zip(ok["trial_id"].to_pylist(),
-                                            ok["attempt_id"].to_pylist())}
-            trials = [t for t, _ in pairs]
-            assert len(trials) == len(set(trials)), name
-    finally:
-        (work / "params.yaml").write_text(params)
-        shutil.rmtree(work / ".theorydl" / "killed", ignore_errors=True)
-    _sh(["dvc", "repro"], work, env)
