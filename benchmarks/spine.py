@@ -19,6 +19,11 @@ Three measurements, each printed beside its reference:
   the share of GPU slots busy while units still wait for one, the driver's RSS over the run,
   the time from the last unit's end to ``execute_units``' return, and the driver's CPU time
   per unit; beside them, the same durations as bare Ray tasks (no store, no driver logic).
+  GPU units run in single-use workers (Ray's default for GPU tasks; see
+  ``theorydl.sweep.executor``), and so do the bare tasks: each unit starts a Python worker
+  process, about a CPU-second. On a machine with few CPUs and many simulated GPUs that
+  start-up, not the driver, bounds the slot use: choose ``--gpus``, ``--cluster-units`` and
+  ``--median`` so that the CPUs can start workers faster than units end.
 
 Timings depend on what else runs on the machine: the load average is printed too.
 """
@@ -292,9 +297,12 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
         # Start one worker per slot first: worker start-up is Ray's cost, not the driver's.
         occupy = ray.remote(_occupy).options(num_cpus=1, num_gpus=1)
         ray.get([occupy.remote(2.0) for _ in range(gpus)])
-        # The reference: the same durations as bare Ray tasks, no store, no driver logic.
+        # The reference: the same durations as bare Ray tasks, no store, no driver logic,
+        # in single-use workers as the executor's GPU units are (Ray's own default for a
+        # function declared with GPUs): a fresh worker process per unit.
+        fresh = ray.remote(num_gpus=1, num_cpus=1)(_occupy)
         t = time.time()
-        spans = np.array(ray.get([occupy.remote(d) for d in durations]))
+        spans = np.array(ray.get([fresh.remote(d) for d in durations]))
         bare_wall = time.time() - t
         bare_util, _ = _utilisation(spans[:, 0], spans[:, 1], gpus)
         exp = SleepExperiment(num_gpus=1)
