@@ -19,6 +19,8 @@ for _helpers in (TOY_DIR, ROOT / "tests" / "pipelines"):
     if str(_helpers) not in sys.path:
         sys.path.insert(0, str(_helpers))
 
+from procs import kill_and_wait  # noqa: E402 - found through the path just set
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
@@ -121,12 +123,7 @@ def no_leftover_processes():
     while (left := _live_descendants(before)) and time.monotonic() < deadline:
         time.sleep(0.25)
     names = [_describe(p) for p in left]
-    for proc in left:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(left, timeout=10)
+    kill_and_wait(left)
     _reap_zombies()
     if left:
         pytest.fail(f"the tests left {len(left)} processes running (now killed): "

@@ -111,6 +111,7 @@ def kill_tree(root: int) -> None:
     import signal
 
     import psutil
+    from procs import kill_and_wait
 
     try:
         tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
@@ -120,9 +121,4 @@ def kill_tree(root: int) -> None:
         os.killpg(root, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    for proc in tree:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(tree, timeout=10)
+    kill_and_wait(tree)

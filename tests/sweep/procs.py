@@ -3,8 +3,6 @@ tests/conftest.py puts this folder on sys.path)."""
 
 from __future__ import annotations
 
-import signal
-
 import psutil
 
 
@@ -20,9 +18,14 @@ def kill_tree_of(tag: str) -> None:
                 doomed.update((c.pid, c) for c in proc.children(recursive=True))
         except psutil.Error:
             pass
-    for proc in doomed.values():
+    kill_and_wait(list(doomed.values()), timeout=30)
+
+
+def kill_and_wait(procs: list[psutil.Process], timeout: float = 10) -> None:
+    """SIGKILL each of ``procs`` (gone ones are skipped) and wait for them to exit."""
+    for proc in procs:
         try:
-            proc.send_signal(signal.SIGKILL)
+            proc.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(list(doomed.values()), timeout=30)
+    psutil.wait_procs(procs, timeout=timeout)
