@@ -293,14 +293,21 @@ def _lines(df, cfg):
     return out, plot, splot
 
 
+def _methods_by_k(ax, plot, column: str) -> None:
+    """``column`` against Adam iteration (log axis), a line per (k, method): decomposition
+    solid, end to end dashed."""
+    for (k, method), g in plot.groupby(["k", "method"]):
+        ax.plot(g.iteration.clip(lower=1), g[column], marker="o", ms=3,
+                ls="-" if method == "decomposition" else "--", label=f"{method}, k = {k}")
+    ax.set(xscale="log", xlabel="Adam iteration")
+    ax.legend(fontsize=7)
+
+
 def _lines_figure(plot, splot, path: str) -> None:
     fig, (a, b) = _axes(2)
-    for (k, method), g in plot.groupby(["k", "method"]):
-        a.plot(g.iteration.clip(lower=1), g.accuracy_mean, marker="o", ms=3,
-               ls="-" if method == "decomposition" else "--", label=f"{method}, k = {k}")
-    a.set(xscale="log", xlabel="Adam iteration", ylabel="accuracy (fresh tuples)",
-          title="Lines: decomposition against end to end", ylim=(0.4, 1.02))
-    a.legend(fontsize=7)
+    _methods_by_k(a, plot, "accuracy_mean")
+    a.set(ylabel="accuracy (fresh tuples)", title="Lines: decomposition against end to end",
+          ylim=(0.4, 1.02))
     for method, g in splot.groupby("method"):
         b.plot(g.k, g.log10_snr, "o-", label=method)
     if len(splot):
@@ -339,12 +346,8 @@ def _stocks(df, cfg):
 
 def _stocks_figure(plot, mplot, path: str) -> None:
     fig, (a, b) = _axes(2)
-    for (k, method), g in plot.groupby(["k", "method"]):
-        a.plot(g.iteration.clip(lower=1), g.eval_loss, marker="o", ms=3,
-               ls="-" if method == "decomposition" else "--", label=f"{method}, k = {k}")
-    a.set(xscale="log", xlabel="Adam iteration", ylabel="minus expected reward",
-          title="Stocks: end-to-end loss")
-    a.legend(fontsize=7)
+    _methods_by_k(a, plot, "eval_loss")
+    a.set(ylabel="minus expected reward", title="Stocks: end-to-end loss")
     if len(mplot):
         b.loglog(mplot.k, mplot.moment_ratio, "o-", label="measured")
         b.loglog(mplot.k, mplot.k, "k--", label="k")
