@@ -84,7 +84,7 @@ class SleepExperiment(Experiment):
         def one(spec: TrialSpec):
             if spec.config["duration"]:
                 time.sleep(spec.config["duration"])
-            return [{"step": 0, "y": 1.0}]
+            return [{"step": 0, "y": 1.0, "pid": os.getpid()}]
 
         return run_each(unit, one)
 
@@ -267,24 +267,66 @@ def _rss_sampler(stop: threading.Event, out: list[tuple[float, int]]) -> None:
         stop.wait(0.25)
 
 
-def _occupy(duration: float) -> tuple[float, float]:
+def _occupy(duration: float) -> tuple[float, float, int]:
     start = time.time()
     time.sleep(duration)
-    return start, time.time()
+    return start, time.time(), os.getpid()
 
 
-def _utilisation(start: np.ndarray, end: np.ndarray, slots: int) -> tuple[float, float]:
-    """Busy share of ``slots`` from the moment all first held a unit to the last start."""
+def _utilisation(start: np.ndarray, end: np.ndarray, slots: int,
+                 worker: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Busy share of ``slots`` while units still wait: (share, window s, ramp s).
+
+    The window ends at the last unit's start. It begins when every slot has started a
+    unit: with ``worker`` (the process of each unit, where slots are long-lived workers),
+    when the last of them started its first unit; otherwise at the ``slots``-th start.
+    The ramp is the time from the first start to the window's beginning.
+    """
     order = np.sort(start)
-    lo, hi = order[min(slots, len(order)) - 1], order[-1]
+    lo = order[min(slots, len(order)) - 1]
+    if worker is not None and len(np.unique(worker)) >= slots:
+        lo = max(lo, max(start[worker == w].min() for w in np.unique(worker)))
+    hi = order[-1]
     busy = np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0, None).sum()
     window = max(hi - lo, 1e-9)
-    return float(busy / (slots * window)), float(window)
+    return float(busy / (slots * window)), float(window), float(lo - order[0])
+
+
+class _Occupier:
+    """The bare reference's GPU slot: an actor that sleeps on request."""
+
+    def run(self, duration: float) -> tuple[float, float]:
+        return _occupy(duration)
+
+
+def bare_reference(kind: str, durations: list[float], gpus: int) -> tuple[float, np.ndarray]:
+    """The same durations as bare Ray work, no store, no driver logic: (wall s, spans).
+
+    ``actors``: ``gpus`` one-GPU actors fed by ``ray.util.ActorPool.map_unordered``, what a
+    user would write for a pool of GPU slots. ``tasks``: one-GPU tasks, each in a
+    single-use worker (Ray's own default for a function declared with GPUs).
+    """
+    import ray
+    from ray.util import ActorPool
+
+    t = time.time()
+    if kind == "actors":
+        actors = [ray.remote(num_gpus=1, num_cpus=1)(_Occupier).remote() for _ in range(gpus)]
+        spans = list(ActorPool(actors).map_unordered(lambda a, d: a.run.remote(d), durations))
+        wall = time.time() - t
+        for actor in actors:
+            ray.kill(actor)
+    else:
+        fresh = ray.remote(num_gpus=1, num_cpus=1)(_occupy)
+        spans = ray.get([fresh.remote(d) for d in durations])
+        wall = time.time() - t
+    return wall, np.array(spans)
 
 
 def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
-                     seed: int = 0) -> dict:
-    """Run ``n_units`` sleeping one-GPU units on a Ray node that advertises ``gpus`` GPUs."""
+                     seed: int = 0, bare: str = "actors") -> dict:
+    """Run ``n_units`` sleeping one-GPU units on a Ray node that advertises ``gpus`` GPUs,
+    beside the ``bare`` reference (``actors``, ``tasks`` or ``none``)."""
     import ray
 
     from theorydl.sweep.executor import execute_units
@@ -294,17 +336,11 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
     ray.init(address="local", num_cpus=gpus + 2, num_gpus=gpus, include_dashboard=False,
              _node_ip_address="127.0.0.1", logging_level="WARNING")
     try:
-        # Start one worker per slot first: worker start-up is Ray's cost, not the driver's.
-        occupy = ray.remote(_occupy).options(num_cpus=1, num_gpus=1)
-        ray.get([occupy.remote(2.0) for _ in range(gpus)])
-        # The reference: the same durations as bare Ray tasks, no store, no driver logic,
-        # in single-use workers as the executor's GPU units are (Ray's own default for a
-        # function declared with GPUs): a fresh worker process per unit.
-        fresh = ray.remote(num_gpus=1, num_cpus=1)(_occupy)
-        t = time.time()
-        spans = np.array(ray.get([fresh.remote(d) for d in durations]))
-        bare_wall = time.time() - t
-        bare_util, _ = _utilisation(spans[:, 0], spans[:, 1], gpus)
+        bare_wall, bare_util, bare_ramp = float("nan"), float("nan"), float("nan")
+        if bare != "none":
+            bare_wall, spans = bare_reference(bare, durations, gpus)
+            bare_util, _, bare_ramp = _utilisation(spans[:, 0], spans[:, 1], gpus,
+                                                   spans[:, 2] if bare == "actors" else None)
         exp = SleepExperiment(num_gpus=1)
         cfg = SleepConfig(durations=durations)
         units = exp.units(exp.trials(cfg), cfg)
@@ -321,16 +357,18 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
         sampler.join()
     finally:
         ray.shutdown()
-    table = store.read(EXPERIMENT, columns=["started_at", "ended_at"])
+    table = store.read(EXPERIMENT, columns=["started_at", "ended_at", "pid"])
     start = pc_seconds(table["started_at"])
     end = pc_seconds(table["ended_at"])
-    utilisation, window = _utilisation(start, end, gpus)
+    utilisation, window, ramp = _utilisation(start, end, gpus, table["pid"].to_numpy())
     rss = np.array([r for _, r in samples]) / 2 ** 20
     return {
         "units": n_units, "gpus": gpus, "work_s": float(np.sum(durations)),
         "ideal_s": float(np.sum(durations)) / gpus, "wall_s": wall1 - wall0,
-        "utilisation": utilisation, "window_s": window,
-        "bare_wall_s": bare_wall, "bare_utilisation": bare_util,
+        "utilisation": utilisation, "window_s": window, "first_start_s": start.min() - wall0,
+        "ramp_s": ramp, "workers": len(np.unique(table["pid"].to_numpy())),
+        "bare": bare, "bare_wall_s": bare_wall, "bare_utilisation": bare_util,
+        "bare_ramp_s": bare_ramp,
         "tail_s": wall1 - float(end.max()), "driver_cpu_ms": cpu / n_units * 1e3,
         "rss_mib": (float(rss[0]), float(rss.max()), float(rss[-1])) if len(rss) else (0, 0, 0),
     }
@@ -403,15 +441,20 @@ def _driver_part(size: dict, work: str) -> dict:
 
 def _cluster_part(size: dict, work: str) -> dict:
     """Slot use, tail and driver memory on a simulated GPU cluster, beside bare Ray."""
-    sim = simulate_cluster(size["cluster_units"], size["gpus"], work, size["median"])
+    sim = simulate_cluster(size["cluster_units"], size["gpus"], work, size["median"],
+                           bare=size["bare"])
+    bare = f"bare Ray {sim['bare']}"
     print(f"cluster: {sim['units']} units on {sim['gpus']} simulated GPUs, "
-          f"{sim['work_s']:.0f} s of work: wall {sim['wall_s']:.1f} s against "
-          f"{sim['ideal_s']:.1f} s ideal (bare Ray tasks {sim['bare_wall_s']:.1f} s); "
-          f"slots busy while work remains {100 * sim['utilisation']:.1f} % of "
-          f"{sim['window_s']:.1f} s (bare Ray tasks {100 * sim['bare_utilisation']:.1f} %); "
-          f"tail {sim['tail_s']:.2f} s; driver CPU {sim['driver_cpu_ms']:.2f} ms per unit; "
-          f"driver RSS start/peak/end {sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/"
-          f"{sim['rss_mib'][2]:.0f} MiB")
+          f"{sim['work_s']:.0f} s of work ({sim['ideal_s']:.1f} s ideal):\n"
+          f"  wall {sim['wall_s']:.1f} s ({bare} {sim['bare_wall_s']:.1f} s), of which "
+          f"{sim['first_start_s']:.1f} s to the first unit's start and {sim['ramp_s']:.1f} s "
+          f"until all {sim['workers']} slot workers ran one ({bare} {sim['bare_ramp_s']:.1f} s)\n"
+          f"  slots busy while work remains, once all ran one: "
+          f"{100 * sim['utilisation']:.1f} % of {sim['window_s']:.1f} s ({bare} "
+          f"{100 * sim['bare_utilisation']:.1f} %)\n"
+          f"  tail (last unit's end to return) {sim['tail_s']:.2f} s; driver CPU "
+          f"{sim['driver_cpu_ms']:.2f} ms per unit; driver RSS start/peak/end "
+          f"{sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/{sim['rss_mib'][2]:.0f} MiB")
     return sim
 
 
@@ -426,6 +469,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpus", type=int)
     parser.add_argument("--cluster-units", type=int)
     parser.add_argument("--median", type=float, help="median unit duration, seconds (0.5)")
+    parser.add_argument("--bare", choices=["actors", "tasks", "none"], default="actors",
+                        help="the cluster's bare-Ray reference: a pool of one-GPU actors "
+                             "(default), single-use one-GPU tasks, or none")
     parser.add_argument("--parts", default="lookup,driver,cluster",
                         help="which measurements to run, comma-separated")
     args = parser.parse_args(argv)
@@ -446,6 +492,7 @@ def main(argv: list[str] | None = None) -> dict:
             if args.quick else
             {"trials": 100_000, "files": 2000, "units": 1000, "gpus": 64,
              "cluster_units": 10_000, "median": 0.5})
+    size["bare"] = args.bare
     for key in size:
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)

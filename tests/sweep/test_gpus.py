@@ -61,7 +61,7 @@ print(json.dumps(stages.train(params.parse_params(json.loads(sys.argv[1])), "gpu
 def test_an_autoscaler_starts_a_gpu_node_for_a_cuda_sweep(tmp_path):
     """Ray's fake multi-node provider on this machine: a head with no GPU and a GPU node
     type at 0 workers. The sweep asks for GPUs (device cuda), the autoscaler starts a GPU
-    node, the units run there on single-use workers. What this cannot show: a cloud
+    node, the units run there on its GPU slot's actor. What this cannot show: a cloud
     provider's API, a real GPU, or CUDA_VISIBLE_DEVICES reaching a CUDA context."""
     temp = tempfile.mkdtemp(prefix="ra", dir="/tmp")  # short: Ray's socket paths
     port = _free_port()
@@ -110,9 +110,10 @@ def test_an_autoscaler_starts_a_gpu_node_for_a_cuda_sweep(tmp_path):
         assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
         assert len(rows) == 3
         assert all(r["gpu_ids"] == "0" and r["visible"] == "0" for r in rows), rows
-        # Every unit on the started GPU node (not the head), each in a worker of its own.
+        # Every unit on the started GPU node (not the head), all on its one GPU slot: the
+        # pool's actor there ran them one after another in one worker.
         head = {r["node_id"] for r in rows} & {None}
         assert not head and len({r["node_id"] for r in rows}) == 1
-        assert len({r["pid"] for r in rows}) == 3
+        assert len({r["pid"] for r in rows}) == 1
     finally:
         kill_tree_of(temp)

@@ -1,4 +1,5 @@
-"""Execution on Ray: one Ray task per unit, results streamed back as they finish.
+"""Execution on Ray: each unit a Ray task (CPU units) or a call on a GPU-slot actor (GPU
+units, see :mod:`theorydl.sweep.slots`), results streamed back as they finish.
 
 With no address (params ``run.ray.address`` null and no ``RAY_ADDRESS``), Ray starts
 embedded on this machine with every server bound to 127.0.0.1; otherwise the driver
@@ -11,7 +12,8 @@ Failure semantics:
 - an exception outside the trials (the unit itself): every trial of the unit is stored
   as ``failed`` with the error text;
 - a worker process that dies (killed, out of memory, segfault): Ray re-submits the unit
-  up to ``run.ray.max_retries`` times; after that its trials are stored as ``failed``.
+  up to ``run.ray.max_retries`` times (a GPU unit on its restarted actor); after that its
+  trials are stored as ``failed``.
 
 The driver hands each finished unit's rows to a writer thread, which appends the units
 that finished close together as one file and only then counts them: a killed driver
@@ -208,6 +210,18 @@ class _Writer:
             self.bar.update(ok, failed, diverged)
 
 
+def _store_result(writer: _Writer, provenance: Mapping[str, Any], unit: "Unit", submitted,
+                  result: Any) -> None:
+    """Hand a finished unit's rows to the writer: its table, or failed rows for a Ray error."""
+    from theorydl.experiments.base import error_text
+
+    if isinstance(result, BaseException):
+        cause = getattr(result, "cause", None) or result
+        log.warning("unit %s failed: %s", unit.label, type(cause).__name__)
+        result = _failed_table(unit, error_text(cause), submitted, provenance)
+    writer.put(result)
+
+
 def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"],
                   store: Store, provenance: Mapping[str, Any], ray_cfg: RayConfig,
                   progress: str = "auto") -> ExecutionSummary:
@@ -221,23 +235,20 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
     import ray
     from ray.exceptions import RayError
 
-    from theorydl.experiments.base import error_text, utcnow
-
+    from theorydl.experiments.base import utcnow
     from theorydl.sweep import gpus
+    from theorydl.sweep.slots import REFRESH_S, GpuSlots
 
     started_here = ensure_ray(ray_cfg)
     remote = ray.remote(_run_unit_task)
-    # GPU units run in single-use workers: a reused worker keeps the CUDA device it
-    # initialised first, whatever CUDA_VISIBLE_DEVICES Ray sets for a later task (and
-    # max_calls is a decorator option only).
-    gpu_remote = ray.remote(max_calls=1)(_run_unit_task)
     # The GPU share follows the params (the experiment's device), not the cluster's size
     # now: an autoscaler starts GPU nodes only for GPU demand it sees (theorydl.sweep.gpus).
     wants = any(u.num_gpus for u in units)
     try:
+        autoscaling = wants and gpus.cluster_autoscales()
         has_gpus = gpus.decide(
             experiment.name, str(getattr(cfg, "device", "auto")), wants,
-            ray.cluster_resources().get("GPU", 0), wants and gpus.cluster_autoscales())
+            ray.cluster_resources().get("GPU", 0), autoscaling)
     except BaseException:
         if started_here:
             ray.shutdown()
@@ -251,41 +262,61 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
     pending: dict[Any, tuple["Unit", Any, Any]] = {}
     finished: queue.SimpleQueue = queue.SimpleQueue()
     writer = _Writer(store, experiment.name, bar)
+    pool: GpuSlots | None = None
     try:
         shared = [ray.put(experiment), ray.put(cfg), ray.put(dict(provenance))]
+        # GPU units go to a pool of actors, one per GPU slot, each keeping its device
+        # (theorydl.sweep.slots); CPU units are tasks, on workers Ray reuses.
+        # The actors get the objects themselves: a restarted actor must not depend on
+        # references (Ray warns of that), and they are small.
+        pool = GpuSlots([experiment, cfg, dict(provenance)], ray_cfg.max_retries,
+                        autoscaling, finished.put)
         # One set of task options per resource shape: Ray validates options at every
         # .options() call (~0.2 ms), so units are not named one by one (a failed unit's
         # label is in the driver's log line instead).
         tasks: dict[tuple[float, float], Any] = {}
         for unit in units:
             shape = (unit.num_cpus, unit.num_gpus if has_gpus else 0)
+            if shape[1]:
+                pool.add(unit, shape, utcnow())
+                continue
             if shape not in tasks:
-                tasks[shape] = (gpu_remote if shape[1] else remote).options(
-                    num_cpus=shape[0], num_gpus=shape[1], max_retries=ray_cfg.max_retries,
+                tasks[shape] = remote.options(
+                    num_cpus=shape[0], max_retries=ray_cfg.max_retries,
                     retry_exceptions=False, name=experiment.name[:100])
             ref = tasks[shape].remote(shared[0], shared[1], unit, shared[2])
             future = ref.future()
             pending[future] = (unit, utcnow(), ref)
             future.add_done_callback(finished.put)
-        while pending:
+        pool.fill(force=True)
+        while pending or pool.busy():
             try:
-                future = finished.get(timeout=5.0)
+                future = finished.get(timeout=REFRESH_S)
             except queue.Empty:
-                continue
-            unit, submitted, _ = pending.pop(future)
-            try:
-                table = future.result()
-            except RayError as exc:
-                cause = getattr(exc, "cause", None) or exc
-                log.warning("unit %s failed: %s", unit.label, type(cause).__name__)
-                table = _failed_table(unit, error_text(cause), submitted, provenance)
-            writer.put(table)
+                future = None
+            if future is None:
+                pass
+            elif pool.owns(future):
+                ran = pool.done(future)
+                if ran is not None:
+                    _store_result(writer, provenance, *ran)
+            elif future in pending:
+                unit, submitted, _ = pending.pop(future)
+                try:
+                    result = future.result()
+                except RayError as exc:
+                    result = exc
+                _store_result(writer, provenance, unit, submitted, result)
+            # else: an actor's start that the pool gave up on (killed while it waited)
+            pool.fill()
     except BaseException:
         for _, _, ref in pending.values():
             ray.cancel(ref, force=True)
         raise
     finally:
         try:
+            if pool is not None:
+                pool.close()
             writer.close()  # what finished is stored, even when the sweep stops early
         finally:
             bar.close()
