@@ -2,7 +2,8 @@
 
     python benchmarks/spine.py [--quick | --smoke] [--no-s3] [--trials N] [--files N]
                                [--units N] [--gpus N] [--cluster-units N]
-                               [--median SECONDS] [--parts lookup,driver,cluster]
+                               [--median SECONDS] [--bare actors|tasks|none]
+                               [--parts lookup,driver,cluster]
 
 Three measurements, each printed beside its reference:
 
@@ -18,12 +19,15 @@ Three measurements, each printed beside its reference:
   (median 0.5 s, sigma 0.6: most units near the median, a long tail of slow ones). Reported:
   the share of GPU slots busy while units still wait for one, the driver's RSS over the run,
   the time from the last unit's end to ``execute_units``' return, and the driver's CPU time
-  per unit; beside them, the same durations as bare Ray tasks (no store, no driver logic).
-  GPU units run in single-use workers (Ray's default for GPU tasks; see
-  ``theorydl.sweep.executor``), and so do the bare tasks: each unit starts a Python worker
-  process, about a CPU-second. On a machine with few CPUs and many simulated GPUs that
-  start-up, not the driver, bounds the slot use: choose ``--gpus``, ``--cluster-units`` and
-  ``--median`` so that the CPUs can start workers faster than units end.
+  per unit; beside them, the same durations as bare Ray work (no store, no driver logic):
+  by default a pool of one-GPU actors fed by ``ray.util.ActorPool``, what a user would
+  write; ``--bare tasks`` gives one-GPU tasks instead, each in a single-use worker (Ray's
+  default for GPU tasks), whose ~1.4 s worker start per unit caps a slot's use (on 2 CPUs
+  they cannot keep 64 slots fed at all: use ``--gpus 4 --cluster-units 200 --median 2``).
+  GPU units run on the executor's pool of GPU-slot actors (``theorydl.sweep.slots``).
+  Slot use counts from the moment every slot's worker has started a unit (the actors'
+  start-up, 64 processes importing theorydl on 2 CPUs here, is reported apart: both
+  sides pay it) to the last unit's start.
 
 Timings depend on what else runs on the machine: the load average is printed too.
 """
@@ -323,6 +327,17 @@ def bare_reference(kind: str, durations: list[float], gpus: int) -> tuple[float,
     return wall, np.array(spans)
 
 
+def _gaps_ms(start: np.ndarray, end: np.ndarray, worker: np.ndarray) -> tuple[float, float]:
+    """Median and mean idle time of a slot worker between two consecutive units, in ms."""
+    gaps = []
+    for w in np.unique(worker):
+        mine = np.argsort(start[worker == w])
+        s, e = start[worker == w][mine], end[worker == w][mine]
+        gaps.append(s[1:] - e[:-1])
+    gaps = np.concatenate(gaps) if gaps else np.array([np.nan])
+    return float(np.median(gaps) * 1e3), float(np.mean(gaps) * 1e3)
+
+
 def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
                      seed: int = 0, bare: str = "actors") -> dict:
     """Run ``n_units`` sleeping one-GPU units on a Ray node that advertises ``gpus`` GPUs,
@@ -337,10 +352,13 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
              _node_ip_address="127.0.0.1", logging_level="WARNING")
     try:
         bare_wall, bare_util, bare_ramp = float("nan"), float("nan"), float("nan")
+        bare_gaps = (float("nan"), float("nan"))
         if bare != "none":
             bare_wall, spans = bare_reference(bare, durations, gpus)
             bare_util, _, bare_ramp = _utilisation(spans[:, 0], spans[:, 1], gpus,
                                                    spans[:, 2] if bare == "actors" else None)
+            if bare == "actors":
+                bare_gaps = _gaps_ms(spans[:, 0], spans[:, 1], spans[:, 2])
         exp = SleepExperiment(num_gpus=1)
         cfg = SleepConfig(durations=durations)
         units = exp.units(exp.trials(cfg), cfg)
@@ -360,7 +378,9 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
     table = store.read(EXPERIMENT, columns=["started_at", "ended_at", "pid"])
     start = pc_seconds(table["started_at"])
     end = pc_seconds(table["ended_at"])
-    utilisation, window, ramp = _utilisation(start, end, gpus, table["pid"].to_numpy())
+    pids = table["pid"].to_numpy()
+    utilisation, window, ramp = _utilisation(start, end, gpus, pids)
+    gaps = _gaps_ms(start, end, pids)
     rss = np.array([r for _, r in samples]) / 2 ** 20
     return {
         "units": n_units, "gpus": gpus, "work_s": float(np.sum(durations)),
@@ -368,9 +388,12 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
         "utilisation": utilisation, "window_s": window, "first_start_s": start.min() - wall0,
         "ramp_s": ramp, "workers": len(np.unique(table["pid"].to_numpy())),
         "bare": bare, "bare_wall_s": bare_wall, "bare_utilisation": bare_util,
-        "bare_ramp_s": bare_ramp,
+        "bare_ramp_s": bare_ramp, "gaps_ms": gaps, "bare_gaps_ms": bare_gaps,
         "tail_s": wall1 - float(end.max()), "driver_cpu_ms": cpu / n_units * 1e3,
         "rss_mib": (float(rss[0]), float(rss.max()), float(rss[-1])) if len(rss) else (0, 0, 0),
+        # RSS at each tenth of the run: flat, or growing with the units done?
+        "rss_tenths_mib": [float(rss[min(len(rss) - 1, k * len(rss) // 10)])
+                           for k in range(11)] if len(rss) else [],
     }
 
 
@@ -451,10 +474,14 @@ def _cluster_part(size: dict, work: str) -> dict:
           f"until all {sim['workers']} slot workers ran one ({bare} {sim['bare_ramp_s']:.1f} s)\n"
           f"  slots busy while work remains, once all ran one: "
           f"{100 * sim['utilisation']:.1f} % of {sim['window_s']:.1f} s ({bare} "
-          f"{100 * sim['bare_utilisation']:.1f} %)\n"
+          f"{100 * sim['bare_utilisation']:.1f} %); a slot worker's idle time between two "
+          f"units, median/mean {sim['gaps_ms'][0]:.1f}/{sim['gaps_ms'][1]:.1f} ms ({bare} "
+          f"{sim['bare_gaps_ms'][0]:.1f}/{sim['bare_gaps_ms'][1]:.1f} ms)\n"
           f"  tail (last unit's end to return) {sim['tail_s']:.2f} s; driver CPU "
           f"{sim['driver_cpu_ms']:.2f} ms per unit; driver RSS start/peak/end "
-          f"{sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/{sim['rss_mib'][2]:.0f} MiB")
+          f"{sim['rss_mib'][0]:.0f}/{sim['rss_mib'][1]:.0f}/{sim['rss_mib'][2]:.0f} MiB; "
+          f"at each tenth of the run "
+          f"{' '.join(f'{r:.0f}' for r in sim['rss_tenths_mib'])} MiB")
     return sim
 
 
