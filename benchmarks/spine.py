@@ -344,12 +344,11 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
     beside the ``bare`` reference (``actors``, ``tasks`` or ``none``)."""
     import ray
 
-    from theorydl.sweep.executor import execute_units
+    from theorydl.sweep.executor import execute_units, init_loopback
 
     rng = np.random.default_rng(seed)
     durations = np.round(rng.lognormal(np.log(median), 0.6, n_units), 4).tolist()
-    ray.init(address="local", num_cpus=gpus + 2, num_gpus=gpus, include_dashboard=False,
-             _node_ip_address="127.0.0.1", logging_level="WARNING")
+    init_loopback(num_cpus=gpus + 2, num_gpus=gpus, logging_level="WARNING")
     try:
         bare_wall, bare_util, bare_ramp = float("nan"), float("nan"), float("nan")
         bare_gaps = (float("nan"), float("nan"))

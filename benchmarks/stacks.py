@@ -296,8 +296,10 @@ class RayPool:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         t0 = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env} if env else None)
+        from theorydl.sweep.executor import init_loopback
+
+        init_loopback(num_cpus=os.cpu_count(), log_to_driver=False,
+                      runtime_env={"env_vars": env} if env else None)
         self.ray = ray
 
         @ray.remote(num_cpus=1)

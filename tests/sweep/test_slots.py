@@ -40,11 +40,10 @@ import ray
 import gpu_toy
 from theorydl.config import RayConfig
 from theorydl.store.store import Store
-from theorydl.sweep.executor import execute_units
+from theorydl.sweep.executor import execute_units, init_loopback
 
 args = json.loads(sys.argv[1])
-ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=False,
-         _node_ip_address="127.0.0.1", _temp_dir=args["temp"], logging_level="WARNING")
+init_loopback(num_cpus=4, num_gpus=2, _temp_dir=args["temp"], logging_level="WARNING")
 out = {}
 for name, case in args["cases"].items():
     exp = gpu_toy.GpuToy()

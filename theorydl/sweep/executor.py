@@ -43,7 +43,8 @@ from theorydl.sweep.progress import SweepProgress
 if TYPE_CHECKING:
     from theorydl.experiments.base import Experiment, Unit
 
-__all__ = ["ExecutionSummary", "ensure_ray", "execute_units", "run_unit_on_worker"]
+__all__ = ["ExecutionSummary", "ensure_ray", "execute_units", "init_loopback",
+           "run_unit_on_worker"]
 
 log = logging.getLogger("theorydl")
 
@@ -65,10 +66,7 @@ class ExecutionSummary:
 def ensure_ray(cfg: RayConfig) -> bool:
     """Connect to Ray if this process is not connected yet; True if this call started it.
 
-    Embedded mode binds every Ray server to 127.0.0.1: on Linux Ray otherwise listens on
-    all interfaces. ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes Ray treat the node as a
-    single-machine cluster (its loopback mode), and the variable reaches the GCS, raylet
-    and workers through the environment they inherit.
+    Embedded mode binds every Ray server to 127.0.0.1 (:func:`init_loopback`).
     """
     import ray
 
@@ -80,25 +78,38 @@ def ensure_ray(cfg: RayConfig) -> bool:
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, **common)
     else:
-        from ray._private import ray_constants
-
         num_cpus = cfg.num_cpus or os.cpu_count() or 1
         log.info("starting embedded Ray on %s with %d CPUs", LOCALHOST, num_cpus)
-        previous, previous_flag = os.environ.get(_SINGLE_NODE), ray_constants.ENABLE_RAY_CLUSTER
-        os.environ[_SINGLE_NODE] = "0"
-        ray_constants.ENABLE_RAY_CLUSTER = False  # the module read the variable at import
-        try:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                     _node_ip_address=LOCALHOST, **common)
-        finally:
-            # Ray's daemons have the variable now; this process's later children (a
-            # `ray start` of a real cluster, say) must not inherit single-node mode.
-            ray_constants.ENABLE_RAY_CLUSTER = previous_flag
-            if previous is None:
-                os.environ.pop(_SINGLE_NODE, None)
-            else:
-                os.environ[_SINGLE_NODE] = previous
+        init_loopback(num_cpus=num_cpus, **common)
     return True
+
+
+def init_loopback(**kwargs: Any) -> None:
+    """``ray.init`` of a new single-machine Ray whose every server binds to 127.0.0.1.
+
+    ``_node_ip_address`` alone is not enough: on Linux Ray otherwise listens on the
+    machine's address. ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes Ray treat the node as
+    a single-machine cluster (its loopback mode); the variable reaches the GCS, raylet and
+    workers through the environment they inherit. ``kwargs`` go to ``ray.init`` (the
+    benchmarks and tests declare GPUs the machine does not have this way).
+    """
+    import ray
+    from ray._private import ray_constants
+
+    previous, previous_flag = os.environ.get(_SINGLE_NODE), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_NODE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False  # the module read the variable at import
+    try:
+        ray.init(address="local", include_dashboard=False, _node_ip_address=LOCALHOST,
+                 **kwargs)
+    finally:
+        # Ray's daemons have the variable now; this process's later children (a
+        # `ray start` of a real cluster, say) must not inherit single-node mode.
+        ray_constants.ENABLE_RAY_CLUSTER = previous_flag
+        if previous is None:
+            os.environ.pop(_SINGLE_NODE, None)
+        else:
+            os.environ[_SINGLE_NODE] = previous
 
 
 def run_unit_on_worker(experiment: "Experiment", cfg: Section, unit: "Unit",
