@@ -55,3 +55,4 @@ def test_spine_smoke_prints_each_measure_beside_its_reference():
     out = proc.stdout
     assert "lookup: 1000 trials in 20 files" in out and "lookup after compaction (1 files" in out
     assert "bare Ray tasks" in out and "simulated GPUs" in out and "slots busy" in out
+    assert "(bare Ray actors" in out and "until all 2 slot workers ran one" in out
