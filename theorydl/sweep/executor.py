@@ -11,9 +11,9 @@ Failure semantics:
   :func:`theorydl.experiments.base.run_each`); the other trials go on;
 - an exception outside the trials (the unit itself): every trial of the unit is stored
   as ``failed`` with the error text;
-- a worker process that dies (killed, out of memory, segfault): Ray re-submits the unit
-  up to ``run.ray.max_retries`` times (a GPU unit on its restarted actor); after that its
-  trials are stored as ``failed``.
+- a worker process that dies (killed, out of memory, segfault): the unit runs again, up
+  to ``run.ray.max_retries`` times (Ray re-submits a task; the pool gives a GPU unit to a
+  new actor); after that its trials are stored as ``failed``.
 
 The driver hands each finished unit's rows to a writer thread, which appends the units
 that finished close together as one file and only then counts them: a killed driver
