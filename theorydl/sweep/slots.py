@@ -107,15 +107,13 @@ class GpuSlots:
     """
 
     def __init__(self, shared: list, max_retries: int, autoscaling: bool,
-                 on_done: Callable[[Any], None], nodes: Callable[[], list[dict]] | None = None
-                 ) -> None:
+                 on_done: Callable[[Any], None]) -> None:
         import ray
 
         self._ray = ray
         self._cls = ray.remote(_SlotActor)
         self._shared, self._max_retries = shared, max_retries
         self._autoscaling, self._on_done = autoscaling, on_done
-        self._nodes = nodes or ray.nodes
         self._waiting: dict[Shape, deque[tuple["Unit", Any]]] = {}
         self._slots: dict[Shape, list[_Slot]] = {}
         # Each future the pool waits on: its slot, and the job it runs (None: the start).
@@ -124,7 +122,6 @@ class GpuSlots:
         self._counted = -math.inf
         self._capacity: dict[Shape, int] = {}
         self._attempts: dict[int, int] = {}  # actor deaths charged to each unit (by id)
-        self.started = 0  # actors started over the sweep (for logs and tests)
 
     # -- the driver's side -----------------------------------------------------------------
 
@@ -146,7 +143,7 @@ class GpuSlots:
         if not self._slots or not force and now - self._counted < REFRESH_S:
             return
         self._counted = now
-        nodes = self._nodes()
+        nodes = self._ray.nodes()
         for shape, slots in self._slots.items():
             here = node_slots(nodes, shape)
             extra = max(here, PENDING_MIN) if self._autoscaling else 0
@@ -192,7 +189,6 @@ class GpuSlots:
                 num_cpus=shape[0], num_gpus=shape[1])  # no restarts: see _lost
         slot = _Slot(self._options[shape].remote(*self._shared), shape)
         self._slots[shape].append(slot)
-        self.started += 1
         self._watch(slot, None, slot.actor.ready.remote())
 
     def _watch(self, slot: _Slot, job, ref) -> None:
