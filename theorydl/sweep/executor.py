@@ -278,8 +278,7 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
         shared = [ray.put(experiment), ray.put(cfg), ray.put(dict(provenance))]
         # GPU units go to a pool of actors, one per GPU slot, each keeping its device
         # (theorydl.sweep.slots); CPU units are tasks, on workers Ray reuses.
-        # The actors get the objects themselves: a restarted actor must not depend on
-        # references (Ray warns of that), and they are small.
+        # The actors get the objects themselves (small; each actor unpickles them once).
         pool = GpuSlots([experiment, cfg, dict(provenance)], ray_cfg.max_retries,
                         autoscaling, finished.put)
         # One set of task options per resource shape: Ray validates options at every
