@@ -11,8 +11,9 @@ An actor holds its GPU share for its whole life, and Ray sets its ``CUDA_VISIBLE
 once, at its start. So the driver starts one actor per slot the cluster offers (per
 resource shape: CPUs and GPU share of a unit) and keeps :data:`DEPTH` units queued on
 each ready actor while many wait: the next unit starts the moment the last one ends,
-whatever the driver is doing (storing, counting). Near the end of the sweep an actor gets
-one unit at a time, so that the last units go to whichever slot frees first.
+whatever the driver is doing (storing, counting). Over the last few units per slot
+(:data:`ENDGAME_PER_SLOT`) an actor gets one unit at a time: a unit queued behind a long
+one would start late while slots with nothing left idle.
 
 How many actors (see :meth:`GpuSlots.fill`):
 
@@ -48,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from theorydl.experiments.base import Unit
 
-__all__ = ["DEPTH", "GpuSlots", "PENDING_MIN", "REFRESH_S", "node_slots"]
+__all__ = ["DEPTH", "ENDGAME_PER_SLOT", "GpuSlots", "PENDING_MIN", "REFRESH_S",
+           "node_slots"]
 
 log = logging.getLogger("theorydl")
 
@@ -58,6 +60,11 @@ PENDING_MIN = 16
 REFRESH_S = 2.0
 #: Units queued on one actor while many wait: one running, the next ready to start.
 DEPTH = 2
+#: Queued that deep only while more than this many units per slot wait. A unit queued
+#: behind a long one starts late; once the waiting units are all handed out, slots that
+#: have nothing left would idle until it starts. Over the last few units per slot, each
+#: slot takes one at a time, so the last units start on whichever slot frees first.
+ENDGAME_PER_SLOT = 4
 
 Shape = tuple[float, float]  # (num_cpus, num_gpus) of a unit
 
@@ -198,10 +205,11 @@ class GpuSlots:
 
     def _feed(self, slot: _Slot) -> None:
         """Queue units on a ready slot: two while many wait (the next one starts the moment
-        the last ends, whatever the driver is doing), one near the end (so that the last
-        units go to whichever slot frees first); retire it when it has none."""
+        the last ends, whatever the driver is doing), one near the end (see
+        ENDGAME_PER_SLOT); retire it when it has none."""
         queue = self._waiting[slot.shape]
-        depth = DEPTH if len(queue) >= len(self._slots[slot.shape]) else 1
+        many = len(queue) >= ENDGAME_PER_SLOT * len(self._slots[slot.shape])
+        depth = DEPTH if many else 1
         while queue and len(slot.jobs) < depth:
             job = queue.popleft()
             slot.jobs.append(job)
