@@ -303,10 +303,9 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
             try:
                 future = finished.get(timeout=REFRESH_S)
             except queue.Empty:
-                future = None
-            if future is None:
-                pass
-            elif pool.owns(future):
+                pool.fill()
+                continue
+            if pool.owns(future):
                 ran = pool.done(future)
                 if ran is not None:
                     _store_result(writer, provenance, *ran)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -74,9 +73,6 @@ class _SlotActor:
 
     def __init__(self, experiment, cfg, provenance) -> None:
         self.args = experiment, cfg, provenance
-
-    def ready(self) -> int:
-        return os.getpid()
 
     def run(self, unit) -> bytes:
         from theorydl.sweep.executor import _run_unit_task
@@ -127,7 +123,6 @@ class GpuSlots:
         self._futures: dict[Any, tuple[_Slot, tuple["Unit", Any] | None]] = {}
         self._options: dict[Shape, Any] = {}
         self._counted = -math.inf
-        self._capacity: dict[Shape, int] = {}
         self._attempts: dict[int, int] = {}  # actor deaths charged to each unit (by id)
 
     # -- the driver's side -----------------------------------------------------------------
@@ -154,9 +149,8 @@ class GpuSlots:
         for shape, slots in self._slots.items():
             here = node_slots(nodes, shape)
             extra = max(here, PENDING_MIN) if self._autoscaling else 0
-            self._capacity[shape] = max(1, here + extra)
             working = sum(1 for s in slots if s.jobs)
-            target = min(len(self._waiting[shape]) + working, self._capacity[shape])
+            target = min(len(self._waiting[shape]) + working, max(1, here + extra))
             for _ in range(target - len(slots)):
                 self._start(shape)
 
@@ -196,7 +190,7 @@ class GpuSlots:
                 num_cpus=shape[0], num_gpus=shape[1])  # no restarts: see _lost
         slot = _Slot(self._options[shape].remote(*self._shared), shape)
         self._slots[shape].append(slot)
-        self._watch(slot, None, slot.actor.ready.remote())
+        self._watch(slot, None, slot.actor.__ray_ready__.remote())
 
     def _watch(self, slot: _Slot, job, ref) -> None:
         future = ref.future()
@@ -227,7 +221,7 @@ class GpuSlots:
         queue = self._waiting[slot.shape]
         jobs = list(slot.jobs)
         slot.jobs.clear()
-        self._futures = {f: v for f, v in self._futures.items() if v[0] is not slot}
+        self._forget(slot)
         self._retire(slot)
         if jobs:
             charged = jobs[0]
@@ -238,14 +232,11 @@ class GpuSlots:
         if charged is not None:
             key = id(charged[0])
             self._attempts[key] = self._attempts.get(key, 0) + 1
-            cause = type(getattr(exc, "cause", None) or exc).__name__
             if self._attempts[key] > self._max_retries:
-                log.warning("unit %s failed: its GPU slot actor died (%s)", charged[0].label,
-                            cause)
-                out = (*charged, exc)
+                out = (*charged, exc)  # the executor stores it failed, and says so
             else:
                 log.info("unit %s: its GPU slot actor died (%s); trying again",
-                         charged[0].label, cause)
+                         charged[0].label, type(getattr(exc, "cause", None) or exc).__name__)
                 queue.appendleft(charged)
         self.fill(force=True)
         return out
@@ -260,4 +251,8 @@ class GpuSlots:
             for other in [s for s in slots if not s.ready]:
                 slots.remove(other)
                 self._ray.kill(other.actor)
-                self._futures = {f: v for f, v in self._futures.items() if v[0] is not other}
+                self._forget(other)
+
+    def _forget(self, slot: _Slot) -> None:
+        """Stop waiting on a slot's futures (those that still complete are ignored)."""
+        self._futures = {f: v for f, v in self._futures.items() if v[0] is not slot}
