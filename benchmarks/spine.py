@@ -288,8 +288,9 @@ def _utilisation(start: np.ndarray, end: np.ndarray, slots: int,
     """
     order = np.sort(start)
     lo = order[min(slots, len(order)) - 1]
-    if worker is not None and len(np.unique(worker)) >= slots:
-        lo = max(lo, max(start[worker == w].min() for w in np.unique(worker)))
+    workers = np.unique(worker) if worker is not None else ()
+    if len(workers) >= slots:
+        lo = max(lo, max(start[worker == w].min() for w in workers))
     hi = order[-1]
     busy = np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0, None).sum()
     window = max(hi - lo, 1e-9)
@@ -299,7 +300,7 @@ def _utilisation(start: np.ndarray, end: np.ndarray, slots: int,
 class _Occupier:
     """The bare reference's GPU slot: an actor that sleeps on request."""
 
-    def run(self, duration: float) -> tuple[float, float]:
+    def run(self, duration: float) -> tuple[float, float, int]:
         return _occupy(duration)
 
 
@@ -385,7 +386,7 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
         "units": n_units, "gpus": gpus, "work_s": float(np.sum(durations)),
         "ideal_s": float(np.sum(durations)) / gpus, "wall_s": wall1 - wall0,
         "utilisation": utilisation, "window_s": window, "first_start_s": start.min() - wall0,
-        "ramp_s": ramp, "workers": len(np.unique(table["pid"].to_numpy())),
+        "ramp_s": ramp, "workers": len(np.unique(pids)),
         "bare": bare, "bare_wall_s": bare_wall, "bare_utilisation": bare_util,
         "bare_ramp_s": bare_ramp, "gaps_ms": gaps, "bare_gaps_ms": bare_gaps,
         "tail_s": wall1 - float(end.max()), "driver_cpu_ms": cpu / n_units * 1e3,
