@@ -13,7 +13,7 @@ what it measured) and printed as a line or two:
   after 1 and after ``--parity-epochs`` epochs; the binned estimates of the same
   activations on both (they should agree exactly); the DQN network's Q-values with
   TF32 off and on, against the CPU's.
-- ``host_syncs``: ``theorydl.syncs.count_host_syncs`` over one IB training step and
+- ``host_syncs``: ``theorydl.nn.syncs.count_host_syncs`` over one IB training step and
   one sampled epoch (estimators included), and on CUDA the warnings of
   ``torch.cuda.set_sync_debug_mode`` over the same step.
 - ``ib_scaling``: seconds per IB training epoch (the 12-10-7-5-4-3-2 network, batch
@@ -66,7 +66,7 @@ def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def ib_data(device: torch.device):
-    from theorydl.data.ib import make_ib_dataset
+    from theorydl.studies.ib.dataset import make_ib_dataset
 
     ds = make_ib_dataset(0.85, 0, 1)
     X, y = torch.tensor(ds.X), torch.tensor(ds.y)
@@ -97,7 +97,7 @@ def environment(device: torch.device, args) -> dict:
 
 
 def parity(device: torch.device, args) -> dict:
-    from theorydl.info import binned_information, fixed_edges
+    from theorydl.studies.ib.binning import binned_information, fixed_edges
     from theorydl.nn import Adam, init_stack, train_stack
     from theorydl.rl.dqn import DQNConfig, allow_tf32, build_network
 
@@ -133,9 +133,9 @@ def parity(device: torch.device, args) -> dict:
 
 
 def host_syncs(device: torch.device, args) -> dict:
-    from theorydl.experiments.ib import IBConfig, train_ib_stack
+    from theorydl.studies.ib.experiment import IBConfig, train_ib_stack
     from theorydl.nn import Adam, init_stack, train_stack
-    from theorydl.syncs import count_host_syncs
+    from theorydl.nn.syncs import count_host_syncs
     import theorydl.nn
 
     _, _, Xt, yt = ib_data(device)
@@ -172,7 +172,7 @@ def host_syncs(device: torch.device, args) -> dict:
             sampled.append(sum(c.values()))
         return real(*a, callback=wrapped, **kw)
 
-    from theorydl.experiments.ib import IB
+    from theorydl.studies.ib.experiment import IB
 
     cfg = IBConfig(hidden=[IB_SIZES[1:-1]], activations=["tanh"], epochs=2, n_log_epochs=2,
                    n_seeds=4, device=device.type, estimators={"kde_samples": 256})
@@ -213,7 +213,7 @@ def ib_scaling(device: torch.device, args) -> dict:
 
 def ib_paper(device: torch.device, args) -> dict:
     import theorydl.nn
-    from theorydl.experiments.ib import IB, IBConfig, train_ib_stack
+    from theorydl.studies.ib.experiment import IB, IBConfig, train_ib_stack
 
     estimate_seconds = [0.0]
     real = theorydl.nn.train_stack

@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 import theorydl.nn  # noqa: E402
 from theorydl.params import load_params  # noqa: E402
-from theorydl.experiments.ib import IB, train_ib_stack  # noqa: E402
+from theorydl.studies.ib.experiment import IB, train_ib_stack  # noqa: E402
 
 _train_stack = theorydl.nn.train_stack
 _callback_seconds = [0.0]

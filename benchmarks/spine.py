@@ -24,7 +24,7 @@ Three measurements, each printed beside its reference:
   write; ``--bare tasks`` gives one-GPU tasks instead, each in a single-use worker (Ray's
   default for GPU tasks), whose ~1.4 s worker start per unit caps a slot's use (on 2 CPUs
   they cannot keep 64 slots fed at all: use ``--gpus 4 --cluster-units 200 --median 2``).
-  GPU units run on the executor's pool of GPU-slot actors (``theorydl.sweep.slots``).
+  GPU units run on the executor's pool of GPU-slot actors (``theorydl.spine.sweep.slots``).
   Slot use counts from the moment every slot's worker has started a unit (the actors'
   start-up, 64 processes importing theorydl on 2 CPUs here, is reported apart: both
   sides pay it) to the last unit's start.
@@ -51,11 +51,11 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from theorydl.config import RayConfig, Section  # noqa: E402
-from theorydl.experiments.base import Experiment, Unit, run_each  # noqa: E402
-from theorydl.store.store import Store  # noqa: E402
-from theorydl.sweep.planner import plan_trials  # noqa: E402
-from theorydl.sweep.spec import TrialSpec  # noqa: E402
+from theorydl.spine.config import RayConfig, Section  # noqa: E402
+from theorydl.spine.experiment import Experiment, Unit, run_each  # noqa: E402
+from theorydl.spine.store.store import Store  # noqa: E402
+from theorydl.spine.sweep.planner import plan_trials  # noqa: E402
+from theorydl.spine.sweep.spec import TrialSpec  # noqa: E402
 
 EXPERIMENT = "spinebench"
 ROWS_PER_TRIAL = 4
@@ -236,7 +236,7 @@ def time_overhead(n_units: int, workdir: str) -> tuple[float, float, float, floa
     time, then the driver process's CPU time (all its threads)."""
     import ray
 
-    from theorydl.sweep.executor import ensure_ray, execute_units
+    from theorydl.spine.sweep.executor import ensure_ray, execute_units
 
     ensure_ray(RayConfig(num_cpus=2))
     remote = ray.remote(_bare).options(num_cpus=1)
@@ -345,7 +345,7 @@ def simulate_cluster(n_units: int, gpus: int, workdir: str, median: float = 0.5,
     beside the ``bare`` reference (``actors``, ``tasks`` or ``none``)."""
     import ray
 
-    from theorydl.sweep.executor import execute_units, init_loopback
+    from theorydl.spine.sweep.executor import execute_units, init_loopback
 
     rng = np.random.default_rng(seed)
     durations = np.round(rng.lognormal(np.log(median), 0.6, n_units), 4).tolist()

@@ -7,7 +7,7 @@ weights are compared with the one-at-a-time run's as a check that the work is th
 about 1e-7 for ib, 1e-4 to 1e-3 for cnn, the same for stacked and for the recipe).
 
 * ``ib``: the Information-Bottleneck networks 12-10-7-5-4-3-2 with tanh on minibatches
-  of 256 from the 4096 12-bit patterns of ``theorydl.data.ib`` (``--data random``:
+  of 256 from the 4096 12-bit patterns of ``theorydl.studies.ib.dataset`` (``--data random``:
   random patterns with a fixed label rule), ``--epochs`` epochs (15).
 * ``cnn``: a small CNN, an ``nn.Sequential`` (conv 3x3 1->8, ReLU, max-pool 2, conv 3x3
   8->16, ReLU, max-pool 2, flatten, linear 64->10; 1,898 parameters) on minibatches of 64 from the 1,198 training
@@ -92,18 +92,7 @@ from torch.func import functional_call, stack_module_state, vmap  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from theorydl.nn import (  # noqa: E402
-    SGD,
-    Adam,
-    Arrays,
-    data_generator,
-    init_mlp,
-    init_modules,
-    init_stack,
-    resolve_device,
-    seeded,
-    train,
-)
+from theorydl.nn import (SGD, Adam, Arrays, data_generator, init_mlp, init_modules, init_stack, resolve_device, seeded, train)
 
 IB_SIZES = (12, 10, 7, 5, 4, 3, 2)
 IB_SAMPLES = 4096
@@ -142,13 +131,13 @@ class Bench:
 def ib_data(kind: str = "ib", seed: int = 0) -> tuple[Tensor, Tensor]:
     """X (4096, 12) float32 {0,1} patterns; y (4096,) int64 labels.
 
-    ``kind="ib"``: the IB task's patterns and labels from ``theorydl.data.ib``.
+    ``kind="ib"``: the IB task's patterns and labels from ``theorydl.studies.ib.dataset``.
     ``kind="random"``: random patterns, y = 1 iff the pattern, mapped to {-1,+1}, has a
     projection onto a fixed Gaussian direction above the median projection (balanced
     classes, learnable but not trivially: a linear threshold with random weights).
     """
     if kind == "ib":
-        from theorydl.data import ib
+        from theorydl.studies.ib import dataset as ib
 
         X = ib.all_patterns()
         return torch.from_numpy(X), torch.from_numpy(ib.labels(X)[0])
@@ -296,7 +285,7 @@ class RayPool:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         t0 = time.perf_counter()
-        from theorydl.sweep.executor import init_loopback
+        from theorydl.spine.sweep.executor import init_loopback
 
         init_loopback(num_cpus=os.cpu_count(), log_to_driver=False,
                       runtime_env={"env_vars": env} if env else None)

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TOY_DIR = ROOT / "tests" / "sweep"
+TOY_DIR = ROOT / "tests" / "spine" / "sweep"
 # Helper modules there (toy experiments, process helpers; the dvc workspace helpers in
 # tests/pipelines) import by name in tests too.
 for _helpers in (TOY_DIR, ROOT / "tests" / "pipelines"):
@@ -40,8 +40,8 @@ def ray_local():
         sys.path.insert(0, str(TOY_DIR))
     import ray
 
-    from theorydl.config import RayConfig
-    from theorydl.sweep.executor import ensure_ray
+    from theorydl.spine.config import RayConfig
+    from theorydl.spine.sweep.executor import ensure_ray
 
     ensure_ray(RayConfig(num_cpus=2))
     yield ray
@@ -55,10 +55,10 @@ def toy(monkeypatch):
         sys.path.insert(0, str(TOY_DIR))
     import toy as toy_module
 
-    from theorydl import experiments
+    from theorydl.spine import registry
 
     exp = toy_module.Toy()
-    monkeypatch.setitem(experiments._REGISTRY, "toy", exp)
+    monkeypatch.setitem(registry._REGISTRY, "toy", exp)
     return exp
 
 

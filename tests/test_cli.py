@@ -48,10 +48,10 @@ def test_status_counts_the_cache(repo_root, tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     assert main(["-p", str(path), "status", "census"]) == 0
     out = capsys.readouterr().out
-    from theorydl import experiments
+    from theorydl.spine import registry
     from theorydl.params import load_params
 
-    census = experiments.get("census")
+    census = registry.get("census")
     asked = len(census.trials(census.config(load_params(path))))
     assert asked > 12  # the threshold unit's 12 shards, and the networks' and formulas'
     assert f'"missing": {asked}' in out and f'"would_run": {asked}' in out

@@ -7,8 +7,9 @@ import textwrap
 
 import yaml
 
-from theorydl import dvcgen, experiments
-from theorydl.config import merge, read_yaml
+from theorydl import dvcgen
+from theorydl.spine import registry
+from theorydl.spine.config import merge, read_yaml
 
 
 def test_committed_dvc_yaml_is_what_the_generator_writes(repo_root):
@@ -90,8 +91,8 @@ def test_a_path_moves_only_its_writer_and_readers(repo_root, tmp_path):
 
 def test_params_are_the_declared_reads_and_outs_cover_every_path(repo_root):
     stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
-    for name in experiments.names():
-        exp = experiments.get(name)
+    for name in registry.names():
+        exp = registry.get(name)
         for kind, stage in exp.pipeline().items():
             entry = stages[f"{name}_{kind}"]
             own = [k for k in entry.get("params", []) if k.startswith(f"{name}.")]

@@ -21,7 +21,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from theorydl.config import ConfigError
+from theorydl.spine.config import ConfigError
 from theorydl.params import load_params
 
 __all__ = ["main"]
@@ -59,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(name)s: %(message)s", stream=sys.stderr)
-    from theorydl import experiments, stages
-    from theorydl.experiments.base import StageError
+    from theorydl.spine import registry
+    from theorydl import stages
+    from theorydl.spine.experiment import StageError
 
     if args.command == "profile":
         from pathlib import Path
@@ -79,11 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = load_params(args.params, overrides)
         name = getattr(args, "experiment", None)
         if name is not None:
-            experiments.get(name)
+            registry.get(name)
         if args.command == "validate":
             if args.stamp:
                 stages.write_params_stamp(args.stamp)
-            print(f"{args.params}: ok ({', '.join(experiments.names())})")
+            print(f"{args.params}: ok ({', '.join(registry.names())})")
         elif args.command == "data":
             stages.data(params, name)
         elif args.command == "train":
@@ -99,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_metrics(stages.status(params, name))
         elif args.command == "store":
             for exp in args.experiments:
-                experiments.get(exp)
-            print_metrics(compact_store(params.run.store, args.experiments or experiments.names()))
+                registry.get(exp)
+            print_metrics(compact_store(params.run.store, args.experiments or registry.names()))
     except (ConfigError, KeyError) as exc:
         print(f"theorydl: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
@@ -114,7 +115,7 @@ def compact_store(root: str, names: Sequence[str]) -> dict:
     """Compact each experiment's part files; what each compaction did, by experiment."""
     from dataclasses import asdict
 
-    from theorydl.store.store import Store
+    from theorydl.spine.store.store import Store
 
     store = Store(root)
     return {name: asdict(store.compact(name)) for name in names}

@@ -35,11 +35,12 @@ from typing import Any
 
 import yaml
 
-from theorydl import experiments, stages
-from theorydl.config import ConfigError, read_yaml
+from theorydl.spine import registry
+from theorydl import stages
+from theorydl.spine.config import ConfigError, read_yaml
 from theorydl.params import parse_params
 from theorydl.report.html import embeds
-from theorydl.store.store import write_text_atomic
+from theorydl.spine.store.store import write_text_atomic
 
 __all__ = ["render", "code_deps", "imported_files", "main"]
 
@@ -53,7 +54,7 @@ _HEADER = f"""\
 # path; a test fails until this file is what it writes.
 # Each stage lists every project module it imports (the static import graph of its script
 # and its experiment's module), exactly the params keys it reads, and the paths it reads
-# and writes, resolved from params.yaml and their defaults (theorydl.config.Paths).
+# and writes, resolved from params.yaml and their defaults (theorydl.spine.config.Paths).
 # Every output, metrics and plot data included, is cached by DVC, so `dvc push` / `dvc pull`
 # hands a colleague every figure and number without training.
 # The train stages run only the trials missing from the trial cache (run.store), so a
@@ -171,10 +172,10 @@ def _stage_entries(root: Path, data: Mapping, params) -> tuple[dict, dict]:
     script = {kind: root / "pipelines" / f"{kind}.py"
               for kind in ("validate", "data", "search", "train", "analyze", "report")}
     modules, shown = [], []
-    for name in experiments.names():
-        exp = experiments.get(name)
+    for name in registry.names():
+        exp = registry.get(name)
         module = _module_file(type(exp).__module__, root)
-        if module is None or not type(exp).__module__.startswith("theorydl.experiments."):
+        if module is None or not type(exp).__module__.startswith("theorydl.spine.registry."):
             continue  # a stage's script finds only the experiments of the package
         cfg = getattr(params, name, None)
         if cfg is None:
@@ -201,7 +202,7 @@ def _stage_entries(root: Path, data: Mapping, params) -> tuple[dict, dict]:
         "cmd": "python pipelines/report.py",
         "deps": [stages.PARAMS_STAMP, *shown, *code_deps([script["report"], *modules], root)],
         "params": [*_params_keys(stages.READS["report"], data),
-                   *(n for n in experiments.names() if n in data)],
+                   *(n for n in registry.names() if n in data)],
         "outs": [params.report.path],
     }
     # First, and a dependency of every stage: the whole params file (every key, so an
@@ -250,8 +251,8 @@ def render(root: Path, params_file: str = "params.yaml") -> str:
     data = read_yaml(root / params_file)
     params = parse_params(data, source=str(root / params_file))
     plots, entries = _stage_entries(root, data, params)
-    about = {plot_id: plot.about for name in experiments.names()
-             for plot_id, plot in experiments.get(name).plots.items()}
+    about = {plot_id: plot.about for name in registry.names()
+             for plot_id, plot in registry.get(name).plots.items()}
     out = [_HEADER, "plots:\n"]
     for plot_id, plot in plots.items():
         if about.get(plot_id):

@@ -1,7 +1,7 @@
 """The params file as a whole: ``run``, ``report``, ``wandb`` and every experiment's section.
 
-:mod:`theorydl.config` holds the typed models and the validation, and knows no experiment;
-:mod:`theorydl.experiments` holds the registry, and knows no params file. This module is
+:mod:`theorydl.spine.config` holds the typed models and the validation, and knows no experiment;
+:mod:`theorydl.spine.registry` holds the registry, and knows no params file. This module is
 where the two meet, so neither imports the other:
 
     params = load_params("params.yaml")   # validated as a whole, or ConfigError
@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from theorydl import experiments
-from theorydl.config import (BASE_SECTIONS, ConfigError, Params, Section, merge, read_yaml,
-                             validate_params)
+from theorydl.spine import registry
+from theorydl.spine.config import (BASE_SECTIONS, ConfigError, Params, Section, merge, read_yaml, validate_params)
 
 __all__ = ["ConfigError", "Params", "sections", "parse_params", "load_params", "apply_profile"]
 
@@ -23,10 +22,10 @@ __all__ = ["ConfigError", "Params", "sections", "parse_params", "load_params", "
 def sections() -> dict[str, type[Section]]:
     """Every known top-level section: the base ones and each registered experiment's."""
     out = dict(BASE_SECTIONS)
-    for name in experiments.names():
+    for name in registry.names():
         if name in out:
             raise ValueError(f"experiment {name!r} takes the name of a base params section")
-        out[name] = experiments.get(name).section
+        out[name] = registry.get(name).section
     return out
 
 

@@ -16,12 +16,12 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from theorydl import experiments
-from theorydl.config import Params
-from theorydl.provenance import driver_provenance
-from theorydl.store.store import Store, write_table_atomic
-from theorydl.sweep.executor import execute_units
-from theorydl.sweep.planner import plan_trials
+from theorydl.spine import registry
+from theorydl.spine.config import Params
+from theorydl.spine.provenance import driver_provenance
+from theorydl.spine.store.store import Store, write_table_atomic
+from theorydl.spine.sweep.executor import execute_units
+from theorydl.spine.sweep.planner import plan_trials
 
 __all__ = ["data", "train", "search", "run_specs", "status", "analyze", "report", "READS",
            "PARAMS_STAMP", "write_params_stamp"]
@@ -44,13 +44,13 @@ PARAMS_STAMP = "results/params.valid"
 
 def write_params_stamp(path: str | Path = PARAMS_STAMP) -> None:
     """Write the `validate` stage's output (called once the params validated)."""
-    from theorydl.store.store import write_text_atomic
+    from theorydl.spine.store.store import write_text_atomic
 
     write_text_atomic(Path(path), "params.yaml: valid (`theorydl validate`)\n")
 
 
 def data(params: Params, name: str) -> None:
-    exp = experiments.get(name)
+    exp = registry.get(name)
     exp.data(params, exp.config(params))
 
 
@@ -106,7 +106,7 @@ def _warn_failed(table, what: str) -> int:
 
 def train(params: Params, name: str) -> dict[str, Any]:
     """Run the trials of experiment ``name`` that the cache lacks; write its train table."""
-    exp = experiments.get(name)
+    exp = registry.get(name)
     cfg = exp.config(params)
     exp.check_data(cfg)
     plan, table = run_specs(params, exp, cfg, exp.trials(cfg))
@@ -124,10 +124,10 @@ def search(params: Params, name: str) -> dict[str, Any]:
     ``exp.search(params, cfg, run)`` calls ``run(specs)`` for each round, and last for
     every point it searched (from its journal: cached rows are served, lost ones run
     again); that last call's rows are the search table."""
-    from theorydl.experiments.base import StageError
-    from theorydl.sweep.executor import ensure_ray
+    from theorydl.spine.experiment import StageError
+    from theorydl.spine.sweep.executor import ensure_ray
 
-    exp = experiments.get(name)
+    exp = registry.get(name)
     cfg = exp.config(params)
     if not hasattr(exp, "search"):
         raise StageError(f"experiment {name!r} has no search stage")
@@ -159,7 +159,7 @@ def search(params: Params, name: str) -> dict[str, Any]:
 
 def status(params: Params, name: str) -> dict[str, Any]:
     """What the trial cache holds for the trials the current params ask for."""
-    exp = experiments.get(name)
+    exp = registry.get(name)
     specs = exp.trials(exp.config(params))
     stored = Store(params.run.store).latest_status(name)
     counts: dict[str, int] = {}
@@ -171,10 +171,11 @@ def status(params: Params, name: str) -> dict[str, Any]:
 
 
 def analyze(params: Params, name: str) -> dict[str, Any]:
-    exp = experiments.get(name)
+    """The study's analysis of its train table, written: plot data, figures, metrics."""
+    exp = registry.get(name)
     cfg = exp.config(params)
     table = pq.read_table(exp.trials_path(cfg))
-    metrics = exp.record_claims(exp.analyze(table, cfg, params), cfg)
+    metrics = exp.write_analysis(exp.analyze(table, cfg, params), cfg)
     _mirror(params, exp, cfg, "analyze", metrics,
             trial_ids=sorted(set(table["trial_id"].to_pylist())))
     return metrics
@@ -195,7 +196,7 @@ def _mirror(params: Params, exp, cfg, stage: str, metrics: dict | None = None,
     import hashlib
 
     from theorydl.report.wandb_mirror import WandbSettings, mirror_stage, mirror_trials
-    from theorydl.sweep.spec import canonical_json
+    from theorydl.spine.sweep.spec import canonical_json
 
     config = exp.stage_values(cfg, stage)
     key = hashlib.sha256(canonical_json([exp.name, stage, config, trial_ids or []]

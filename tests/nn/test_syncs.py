@@ -1,4 +1,4 @@
-"""Host synchronisations, counted on CPU with theorydl.syncs: the training step makes
+"""Host synchronisations, counted on CPU with theorydl.nn.syncs: the training step makes
 none, the estimators' device paths make none, and one sampled IB epoch makes none."""
 
 from __future__ import annotations
@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from theorydl.info import adaptive_edges, binned_information, fixed_edges, kde_information
-from theorydl.info import binning, kde
+from theorydl.studies.ib.binning import adaptive_edges, binned_information, fixed_edges
+from theorydl.studies.ib.kde import kde_information
+from theorydl.studies.ib import binning, kde
 from theorydl.nn import SGD, Adam, Arrays, Stream, init_modules, init_stack, train, train_stack
-from theorydl.syncs import count_host_syncs
+from theorydl.nn.syncs import count_host_syncs
 
 
 def test_counter_sees_each_kind_of_sync():
@@ -102,7 +103,7 @@ def test_estimators_device_paths_make_no_sync(device_paths, units):
 
 def test_ib_sampled_epoch_makes_no_sync(device_paths, monkeypatch):
     import theorydl.nn as nn_pkg
-    from theorydl.experiments.ib import IB, IBConfig
+    from theorydl.studies.ib.experiment import IB, IBConfig
 
     counts: list[dict] = []
     real = nn_pkg.train_stack

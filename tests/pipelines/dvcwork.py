@@ -48,7 +48,7 @@ def content(path: Path):
     """A results table without its provenance columns (and attempt ids), row-sorted."""
     import pyarrow.parquet as pq
 
-    from theorydl.store.rows import PROVENANCE_COLUMNS
+    from theorydl.spine.store.rows import PROVENANCE_COLUMNS
 
     table = pq.read_table(path)
     # (and a trial's own timing: the census shards record their compute seconds)

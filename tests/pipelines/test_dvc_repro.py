@@ -47,7 +47,7 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     figures = [p for p in (work / "figures").rglob("*.png")]
     assert report.count("<img") >= 14 and len(figures) >= 14
     assert report.index("<h2>Claims</h2>") < report.index("<h2>census</h2>")
-    from theorydl import experiments as registry
+    from theorydl.spine import registry
 
     for name in registry.names():
         assert f"<h2>{name}</h2>" in report, name
@@ -64,12 +64,12 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     # Every declared claim has its entry; those meaningful at the test profile have a
     # verdict (their metric paths exist), the others at least their measured value
     # where the test profile measures them.
-    from theorydl import experiments
+    from theorydl.spine import registry
 
-    for name in experiments.names():
+    for name in registry.names():
         claims = json.loads((work / f"metrics/{name}.json").read_text())["claims"]
-        assert set(claims) == {c.id for c in experiments.get(name).claims}, name
-        for claim in experiments.get(name).claims:
+        assert set(claims) == {c.id for c in registry.get(name).claims}, name
+        for claim in registry.get(name).claims:
             if claim.profile == "test":
                 assert claims[claim.id]["verdict"] != "not checkable at this scale", claim.id
     assert json.loads((work / "metrics/census.json").read_text())["claims"][

@@ -37,8 +37,8 @@ def killed_run(workspace):
     included), once in a training, once in another, once in the first search round; the
     workspace starts with no trial store, no journals and no dvc.lock. Checked: the last
     run completes, and no trial is stored twice with status ok."""
-    from theorydl import experiments
-    from theorydl.store.store import Store
+    from theorydl.spine import registry
+    from theorydl.spine.store.store import Store
 
     work, env = workspace
     kill_points = ["Running stage 'ib_train'", "Running stage 'samdp_train'",
@@ -66,7 +66,7 @@ def killed_run(workspace):
             proc.wait(timeout=60)
     sh(["dvc", "repro"], work, env, timeout=900)
     store = Store(str(work / ".theorydl" / "store"))
-    for name in experiments.names():
+    for name in registry.names():
         rows = store.read(name, columns=["status"], latest=False)
         assert rows.num_rows, name
         ok = rows.filter(pc.equal(rows["status"], "ok"))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from theorydl import experiments, stages
-from theorydl.config import Section, merge, read_yaml
+from theorydl.spine import registry
+from theorydl import stages
+from theorydl.spine.config import Section, merge, read_yaml
 from theorydl.params import load_params
-from theorydl.sweep.executor import ExecutionSummary, run_unit_on_worker
+from theorydl.spine.sweep.executor import ExecutionSummary, run_unit_on_worker
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,7 @@ def reads(repo_root, tmp_path_factory):
     """{(variant, experiment or None, stage kind): keys read}, every stage run in order."""
     mp = pytest.MonkeyPatch()
     mp.setattr(stages, "execute_units", _inline)
-    mp.setattr("theorydl.sweep.executor.ensure_ray", lambda cfg: False)
+    mp.setattr("theorydl.spine.sweep.executor.ensure_ray", lambda cfg: False)
     profile = read_yaml(repo_root / "profiles" / "test.yaml")
     out, params = {}, {}
     try:
@@ -115,9 +116,9 @@ def reads(repo_root, tmp_path_factory):
             params[variant] = load_params(repo_root / "params.yaml",
                                           merge(profile, {"run": {"progress": "off"},
                                                           **patch}))
-            only = set(patch) or experiments.names()
+            only = set(patch) or registry.names()
             for name in sorted(only):
-                for kind in experiments.get(name).pipeline():
+                for kind in registry.get(name).pipeline():
                     log: set[str] = set()
                     _run(kind, params[variant], name, log)
                     out[variant, name, kind] = log
@@ -130,10 +131,10 @@ def reads(repo_root, tmp_path_factory):
     return out, params
 
 
-@pytest.mark.parametrize("name", experiments.names())
+@pytest.mark.parametrize("name", registry.names())
 def test_each_stage_reads_exactly_its_declared_keys(reads, name):
     recorded, params = reads
-    exp = experiments.get(name)
+    exp = registry.get(name)
     cfg = params["test"].section(name)
     for kind, stage in exp.pipeline().items():
         keys = set().union(*(log for (_, n, k), log in recorded.items()
@@ -159,5 +160,5 @@ def test_the_report_reads_its_path_and_every_section(reads):
     recorded, params = reads
     keys = recorded["test", None, "report"]
     p = params["test"]
-    shown = set().union(*(_leaves(p.section(n), n) for n in experiments.names()))
+    shown = set().union(*(_leaves(p.section(n), n) for n in registry.names()))
     assert keys == shown | {"report.path"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from theorydl import experiments
+from theorydl.spine import registry
 from theorydl.params import load_params
 from theorydl.report.html import build_report, claims_table
 
@@ -53,7 +53,7 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
                                                                 monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative output paths: nothing analysed here but census
     params = load_params(repo_root / "params.yaml", {"report": {"path": "report.html"}})
-    census = experiments.get("census")
+    census = registry.get("census")
     metrics = {"threshold": {"n_realizable": {"4": 1882}},
                "claims": {"threshold_n4": FAKE[0][2]}}
     path = tmp_path / census.config(params).paths.metrics
@@ -62,7 +62,7 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
     page = build_report(params).read_text()
     assert page.index("<h2>Claims</h2>") < page.index("<h2>census</h2>")
     rows = _rows(page[page.index("<h2>Claims</h2>"):])
-    declared = [(n, c.id) for n in experiments.names() for c in experiments.get(n).claims]
+    declared = [(n, c.id) for n in registry.names() for c in registry.get(n).claims]
     assert len(rows) == len(declared)
     by_claim = {(r[0], r[1].rsplit("(", 1)[-1].rstrip(")")): r for r in rows}
     assert set(by_claim) == set(declared)

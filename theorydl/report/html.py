@@ -3,7 +3,7 @@
 It is a view of the analysis outputs: figures, metrics, result tables, the params
 section each came from, and the git commit of the code. Nothing in it is computed here.
 It opens with one table of every published claim of every experiment: measured beside
-published, and the verdict the analysis wrote (:mod:`theorydl.experiments.claims`).
+published, and the verdict the analysis wrote (:mod:`theorydl.spine.claims`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from theorydl import experiments
-from theorydl.config import Params
-from theorydl.provenance import git_state
-from theorydl.store.store import write_text_atomic
+from theorydl.spine import registry
+from theorydl.spine.config import Params
+from theorydl.spine.provenance import git_state
+from theorydl.spine.store.store import write_text_atomic
 
 __all__ = ["build_report", "claims_table", "embeds"]
 
@@ -125,8 +125,8 @@ def build_report(params: Params) -> Path:
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from commit "
              f"<code>{sha or 'unknown'}</code>{' (uncommitted changes)' if dirty else ''}</p>"]
     shown_experiments = []
-    for name in experiments.names():
-        exp = experiments.get(name)
+    for name in registry.names():
+        exp = registry.get(name)
         try:
             cfg = exp.config(params)
         except Exception:  # noqa: BLE001 - a section absent from params is simply skipped

@@ -1,0 +1,1 @@
+"""theorydl.spine.sweep."""

@@ -1,0 +1,116 @@
+"""Analysis of the gating experiment: pure functions of its train table, then figures.
+
+Memorisation: per (network, kd/m), the mean (and std) of the training loss over every
+(m, d) of the grid, data set and seed: the paper's "averaged over settings".
+
+Generalisation: per (network, k, lr, alpha), means over seeds; per (network, k) the
+candidate with the lowest mean validation error is chosen (ties: the first in (lr,
+alpha) order), and its test error is reported. The test error never chooses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from theorydl.spine.store.store import write_text_atomic
+
+__all__ = ["analyze_gating", "memorise_table", "generalise_choice"]
+
+MEMORISE_NETWORKS = ("galu_ls", "galu", "relu", "linear")
+GENERALISE_NETWORKS = ("relu", "galu", "linear")
+
+
+def _num(x) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
+
+
+def _final(df: pd.DataFrame, study: str) -> pd.DataFrame:
+    if "study" not in df:
+        return df.iloc[0:0]
+    return df[(df.study == study) & (df.kind == "final") & (df.status != "failed")].copy()
+
+
+def memorise_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (network, ratio): mean and std of the training loss, number of runs."""
+    f = _final(df, "memorise")
+    if f.empty:
+        return pd.DataFrame(columns=["network", "ratio", "loss", "loss_std", "n"])
+    return (f.groupby(["network", "ratio"], as_index=False)
+            .agg(loss=("train_loss", "mean"), loss_std=("train_loss", "std"),
+                 n=("train_loss", "size")).sort_values(["network", "ratio"]))
+
+
+def generalise_choice(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (network, k): the (lr, alpha) of lowest mean validation error, with its means."""
+    f = _final(df, "generalise")
+    if f.empty:
+        return pd.DataFrame(columns=["network", "k", "lr", "alpha", "validation_error",
+                                     "test_error", "test_error_std", "train_error", "n"])
+    f["alpha"] = f.alpha.fillna(-1.0)  # linear and relu have no alpha: one group
+    agg = (f.groupby(["network", "k", "lr", "alpha"], as_index=False)
+           .agg(validation_error=("validation_error", "mean"),
+                test_error=("test_error", "mean"), test_error_std=("test_error", "std"),
+                train_error=("train_error", "mean"), n=("test_error", "size")))
+    agg = agg.sort_values(["network", "k", "validation_error", "lr", "alpha"], kind="stable")
+    best = agg.groupby(["network", "k"], as_index=False).head(1)
+    best["alpha"] = best.alpha.where(best.alpha >= 0)
+    return best.sort_values(["network", "k"]).reset_index(drop=True)
+
+
+def gating_metrics(mem: pd.DataFrame, gen: pd.DataFrame) -> dict[str, Any]:
+    from theorydl.studies.gating.experiment import ratio_key
+
+    out: dict[str, Any] = {"memorise": {}, "memorise_std": {}, "theory": {},
+                           "generalise": {}}
+    for r in sorted(mem.ratio.unique()) if len(mem) else []:
+        out["theory"][ratio_key(r)] = round(max(0.0, 1.0 - r), 6)
+    for row in mem.itertuples():
+        out["memorise"].setdefault(row.network, {})[ratio_key(row.ratio)] = _num(row.loss)
+        out["memorise_std"].setdefault(row.network, {})[ratio_key(row.ratio)] = _num(
+            row.loss_std) if row.n > 1 else None
+    for row in gen.itertuples():
+        out["generalise"].setdefault(row.network, {})[f"k{int(row.k)}"] = {
+            "test_error": _num(row.test_error),
+            "test_error_std": _num(row.test_error_std) if row.n > 1 else None,
+            "validation_error": _num(row.validation_error),
+            "train_error": _num(row.train_error), "lr": float(row.lr),
+            "alpha": None if pd.isna(row.alpha) else float(row.alpha), "seeds": int(row.n)}
+    return out
+
+
+def memorise_plot(mem: pd.DataFrame) -> pd.DataFrame:
+    wide = mem.pivot(index="ratio", columns="network", values="loss").reindex(
+        columns=list(MEMORISE_NETWORKS))
+    wide.index.name = "kd_m"
+    wide = wide.reset_index()
+    wide.insert(1, "theory", (1.0 - wide.kd_m).clip(lower=0.0))
+    return wide
+
+
+def generalise_plot(gen: pd.DataFrame) -> pd.DataFrame:
+    wide = gen.pivot(index="k", columns="network", values="test_error").reindex(
+        columns=list(GENERALISE_NETWORKS))
+    return wide.reset_index()
+
+
+def analyze_gating(table: pa.Table, cfg) -> dict[str, Any]:
+    from theorydl.studies.gating import figures as figs
+
+    df = table.to_pandas()
+    mem, gen = memorise_table(df), generalise_choice(df)
+    if mem.empty and gen.empty:
+        raise ValueError("the gating table has no finished trial to analyse")
+    metrics = gating_metrics(mem, gen)
+    paths = cfg.paths
+    write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(Path(paths.memorise_plot), memorise_plot(mem).to_csv(index=False))
+    write_text_atomic(Path(paths.generalise_plot), generalise_plot(gen).to_csv(index=False))
+    figs.memorise_figure(mem, paths.figure_memorise)
+    figs.generalise_figure(gen, paths.figure_generalise)
+    return metrics

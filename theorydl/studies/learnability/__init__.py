@@ -1,0 +1,6 @@
+"""learnability: of the Boolean functions a small network expresses, which does training find?
+
+The trained counterpart of the census (Xiong, "What Really is Deep Learning Doing?"): every
+function of N inputs is a target of stacked full-batch training. The study: its
+``experiment``, ``analysis`` and ``figures`` modules; notes in its README.md.
+"""
