@@ -196,7 +196,7 @@ def _mirror(params: Params, exp, cfg, stage: str, metrics: dict | None = None,
     import hashlib
 
     from theorydl.report.wandb_mirror import WandbSettings, mirror_stage, mirror_trials
-    from theorydl.spine.sweep.spec import canonical_json
+    from theorydl.spine.spec import canonical_json
 
     config = exp.stage_values(cfg, stage)
     key = hashlib.sha256(canonical_json([exp.name, stage, config, trial_ids or []]

@@ -224,6 +224,19 @@ def test_caches_rerun_nothing_and_a_key_reruns_only_its_readers(workspace):
     finally:
         (work / "params.yaml").write_text(params)
         (work / "dvc.yaml").write_text(dvc_yaml)
+    assert _changed(work, env) == set()
+    # Code: a figure edit re-runs its study's analysis only, never a training; an engine
+    # edit re-runs trainings (served from the trial cache), never the IB analysis.
+    for path, check in (
+            ("theorydl/studies/ib/figures.py", lambda c: c == {"ib_analyze"}),
+            ("theorydl/nn/stack.py", lambda c: "ib_train" in c and "ib_analyze" not in c)):
+        code = (work / path).read_text()
+        try:
+            (work / path).write_text(code + "\n# an edit\n")
+            changed = _changed(work, env)
+            assert check(changed), (path, changed)
+        finally:
+            (work / path).write_text(code)
 
 
 

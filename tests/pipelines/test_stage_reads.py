@@ -16,7 +16,8 @@ from theorydl.spine import registry
 from theorydl import stages
 from theorydl.spine.config import Section, merge, read_yaml
 from theorydl.params import load_params
-from theorydl.spine.sweep.executor import ExecutionSummary, run_unit_on_worker
+from theorydl.spine.sweep.executor import ExecutionSummary
+from theorydl.spine.sweep.worker import run_unit_on_worker
 
 pytestmark = pytest.mark.slow
 

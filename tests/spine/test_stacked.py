@@ -6,7 +6,7 @@ import pytest
 from pydantic import Field
 
 from theorydl.spine.stacked import StackedExperiment, StackResources, log_spaced
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 
 class ToyConfig(StackResources):

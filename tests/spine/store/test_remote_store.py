@@ -73,7 +73,7 @@ def test_compaction_on_s3_keeps_every_row(s3_url):
 
     from theorydl.spine.store.rows import TrialResult, build_table
     from theorydl.spine.store.store import Store
-    from theorydl.spine.sweep.spec import TrialSpec
+    from theorydl.spine.spec import TrialSpec
 
     url, client = s3_url
     store = Store(url)

@@ -11,7 +11,7 @@ import pytest
 
 from theorydl.spine.store.rows import TrialResult, build_table
 from theorydl.spine.store.store import Store, write_table_atomic
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 PROV = {"git_sha": "abc", "git_dirty": False, "hostname": "h", "node_id": "n"}

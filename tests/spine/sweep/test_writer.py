@@ -12,7 +12,7 @@ from theorydl.spine.store.rows import TrialResult, build_table
 from theorydl.spine.store.store import Store
 from theorydl.spine.sweep.executor import _Writer
 from theorydl.spine.sweep.progress import SweepProgress
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

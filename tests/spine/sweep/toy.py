@@ -16,7 +16,7 @@ from pydantic import Field
 
 from theorydl.spine.config import Section
 from theorydl.spine.experiment import Experiment, Unit, run_each
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 
 class ToyConfig(Section):

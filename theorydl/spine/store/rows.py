@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from theorydl.spine.sweep.spec import TrialSpec, canonical_json
+from theorydl.spine.spec import TrialSpec, canonical_json
 
 __all__ = ["TrialResult", "IDENTITY_COLUMNS", "PROVENANCE_COLUMNS", "build_table", "STATUSES"]
 

@@ -35,16 +35,15 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from theorydl.spine.config import RayConfig, Section
-from theorydl.spine.provenance import worker_provenance
 from theorydl.spine.store.rows import TrialResult, build_table
 from theorydl.spine.store.store import Store
 from theorydl.spine.sweep.progress import SweepProgress
+from theorydl.spine.sweep.worker import run_unit_task
 
 if TYPE_CHECKING:
     from theorydl.spine.experiment import Experiment, Unit
 
-__all__ = ["ExecutionSummary", "ensure_ray", "execute_units", "init_loopback",
-           "run_unit_on_worker"]
+__all__ = ["ExecutionSummary", "ensure_ray", "execute_units", "init_loopback"]
 
 log = logging.getLogger("theorydl")
 
@@ -110,32 +109,6 @@ def init_loopback(**kwargs: Any) -> None:
             os.environ.pop(_SINGLE_NODE, None)
         else:
             os.environ[_SINGLE_NODE] = previous
-
-
-def run_unit_on_worker(experiment: "Experiment", cfg: Section, unit: "Unit",
-                       provenance: Mapping[str, Any]) -> pa.Table:
-    """What a Ray task does: run the unit and return its rows as one Arrow table."""
-    results = experiment.run_unit(unit, cfg)
-    by_id = {r.trial_id: r for r in results}
-    missing = [t for t in unit.trials if t.id not in by_id]
-    if missing:
-        raise RuntimeError(f"{experiment.name}.run_unit returned no result for "
-                           f"{len(missing)} of {len(unit.trials)} trials")
-    return build_table(unit.trials, results, {**provenance, **worker_provenance()})
-
-
-def _run_unit_task(experiment: "Experiment", cfg: Section, unit: "Unit",
-                   provenance: Mapping[str, Any]) -> bytes:
-    """The Ray task: :func:`run_unit_on_worker`, its table as Arrow IPC stream bytes.
-
-    Ray's own pickling of an Arrow table costs about 1 ms per small table here; the IPC
-    stream costs a twentieth of that on either side.
-    """
-    table = run_unit_on_worker(experiment, cfg, unit, provenance)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as out:
-        out.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def _failed_table(unit: "Unit", error: str, submitted, provenance: Mapping[str, Any]) -> pa.Table:
@@ -251,7 +224,7 @@ def execute_units(experiment: "Experiment", cfg: Section, units: Sequence["Unit"
     from theorydl.spine.sweep.slots import REFRESH_S, GpuSlots
 
     started_here = ensure_ray(ray_cfg)
-    remote = ray.remote(_run_unit_task)
+    remote = ray.remote(run_unit_task)
     # The GPU share follows the params (the experiment's device), not the cluster's size
     # now: an autoscaler starts GPU nodes only for GPU demand it sees (theorydl.spine.sweep.gpus).
     wants = any(u.num_gpus for u in units)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["Plan", "plan_trials", "KEEP"]
 

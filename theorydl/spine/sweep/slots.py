@@ -75,10 +75,10 @@ class _SlotActor:
         self.args = experiment, cfg, provenance
 
     def run(self, unit) -> bytes:
-        from theorydl.spine.sweep.executor import _run_unit_task
+        from theorydl.spine.sweep.worker import run_unit_task
 
         experiment, cfg, provenance = self.args
-        return _run_unit_task(experiment, cfg, unit, provenance)
+        return run_unit_task(experiment, cfg, unit, provenance)
 
 
 def node_slots(nodes: list[dict], shape: Shape) -> int:

@@ -37,7 +37,7 @@ from theorydl.spine.config import (Params, Paths, Section, data_file, figure_fil
 from theorydl.spine.experiment import Claim, Experiment, Plot, Stage, StageError, Unit, run_each
 from theorydl.expressivity import KNOWN_COUNTS, MAX_N
 from theorydl.spine.store.store import write_csv_atomic, write_table_atomic, write_text_atomic
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["Census", "CensusConfig", "census_table"]
 

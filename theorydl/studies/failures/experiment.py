@@ -37,7 +37,7 @@ from pydantic import Field, field_validator, model_validator
 from theorydl.spine.config import Params, Paths, Section, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage
 from theorydl.spine.stacked import StackedExperiment, StackResources
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["Failures", "FailuresConfig", "FAMILIES"]
 

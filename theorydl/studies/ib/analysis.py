@@ -4,7 +4,7 @@ Definitions (all averages are over seeds, of trials whose status is ok):
 
 - **end of the fitting phase** of a layer: the sampled epoch at which its mean I(X;T)
   peaks; **compression**: that peak minus the final I(X;T) (bits; 0 = none);
-- **SNR transition**: per layer, :func:`theorydl.studies.ib.drift_diffusion_epoch` on the mean
+- **SNR transition**: per layer, :func:`theorydl.studies.ib.snr.drift_diffusion_epoch` on the mean
   SNR (norm of the mean gradient over the norm of its std, over an epoch's minibatches);
 - **epochs to label information**: per seed, the first sampled epoch at which the last
   hidden layer's I(T;Y) (estimator ``label_info_estimator``, binning by default) reaches

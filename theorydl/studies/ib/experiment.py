@@ -28,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from theorydl.spine.config import Params, Paths, Section, data_file, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
 from theorydl.spine.stacked import (StackedExperiment, StackResources, finite_or_none, log_spaced, worker_device)
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["IB", "IBConfig", "log_epochs"]
 
@@ -201,14 +201,14 @@ def _ib_claims() -> tuple[Claim, ...]:
               "diffusion (low SNR)",
               "Shwartz-Ziv & Tishby 2017 (arXiv:1703.00810), the two phases of SGD",
               "tanh.snr_transition_fraction", ">=", 1.0, scale=_PAPER_SCALE,
-              note="transition found by theorydl.studies.ib.drift_diffusion_epoch (a two-segment "
+              note="transition found by theorydl.studies.ib.snr.drift_diffusion_epoch (a two-segment "
                    "fit of log SNR) where the paper saw it in the plots; SNR of the weight "
                    "gradient over an epoch's minibatches"),
         Claim("relu_snr_drift_to_diffusion",
               "ReLU networks show the same drift-to-diffusion drop without compressing",
               "Saxe et al. 2018 (ICLR), gradient SNR of ReLU networks",
               "relu.snr_transition_fraction", ">=", 1.0, scale=_PAPER_SCALE,
-              note="transition found by theorydl.studies.ib.drift_diffusion_epoch"),
+              note="transition found by theorydl.studies.ib.snr.drift_diffusion_epoch"),
         Claim("tanh_depth_fewer_epochs",
               "networks with more hidden layers reach the label information in fewer "
               "epochs",

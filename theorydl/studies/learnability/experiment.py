@@ -43,7 +43,7 @@ from theorydl.spine.config import Params, Paths, Section, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage
 from theorydl.spine.stacked import StackedExperiment, StackResources, StackRows
 from theorydl.spine.store.store import write_text_atomic
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["Learnability", "LearnabilityConfig", "learned", "architecture_name"]
 

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator, model_validator
 from theorydl.spine.config import (Params, Paths, Section, data_file, figure_file, plot_file, result_file)
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
 from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["Pooling", "PoolingConfig", "train_pooling_stack"]
 

@@ -29,7 +29,7 @@ from theorydl.spine.config import Params, Paths, Section, figure_dir, plot_file
 from theorydl.spine.experiment import Claim, Experiment, Plot, Stage, Unit, run_each, utcnow
 from theorydl.spine.stacked import worker_device
 from theorydl.spine.store.rows import TrialResult
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["SAMDPExperiment", "SAMDPConfig", "recording_from_rows", "checkpoint_from_rows"]
 

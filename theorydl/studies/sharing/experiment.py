@@ -31,7 +31,7 @@ from theorydl.spine.config import Params, Paths, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage
 from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
 from theorydl.spine.store.store import write_text_atomic
-from theorydl.spine.sweep.spec import TrialSpec
+from theorydl.spine.spec import TrialSpec
 
 __all__ = ["Sharing", "SharingConfig", "blend_key", "sharing_metrics"]
 

@@ -45,7 +45,7 @@ from theorydl.spine.config import (Params, Paths, Section, data_file, figure_fil
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
 from theorydl.spine.stacked import (StackedExperiment, StackResources, finite_or_none, log_spaced, worker_device)
 from theorydl.spine.store.store import write_text_atomic
-from theorydl.spine.sweep.spec import TrialSpec, canonical_json
+from theorydl.spine.spec import TrialSpec, canonical_json
 
 __all__ = ["Width", "WidthConfig", "unbalance_stack", "study_key"]
 

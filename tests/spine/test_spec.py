@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from theorydl.spine.sweep.spec import TrialSpec, derive_seed, grid, trial_id
+from theorydl.spine.spec import TrialSpec, derive_seed, grid, trial_id
 
 
 def test_id_is_independent_of_key_order_and_process():
@@ -15,7 +15,7 @@ def test_id_is_independent_of_key_order_and_process():
     b = trial_id("census", 1, {"architecture": "threshold", "n_inputs": 3}, 0)
     assert a == b and len(a) == 20
     # Another interpreter with a different hash seed computes the same id.
-    code = ("from theorydl.spine.sweep.spec import trial_id;"
+    code = ("from theorydl.spine.spec import trial_id;"
             "print(trial_id('census', 1, {'n_inputs': 3, 'architecture': 'threshold'}, 0))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONHASHSEED": "12345", "PATH": ""}, check=True).stdout
