@@ -41,6 +41,26 @@ def test_profile_keeps_comments_and_validates(repo_root, tmp_path):
     assert yaml.safe_load(after)["census"]["n_inputs"] == expected["census"]["n_inputs"]
 
 
+def test_profile_only_merges_the_named_sections(repo_root, tmp_path):
+    shutil.copy(repo_root / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(repo_root / "profiles", tmp_path / "profiles")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "theorydl", *a], cwd=tmp_path,  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    before = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    paper = yaml.safe_load((repo_root / "profiles" / "paper.yaml").read_text())
+    done = run("profile", "paper", "--only", "census")
+    assert done.returncode == 0, done.stderr
+    after = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert after["census"] == {**before["census"], **paper["census"]} != before["census"]
+    assert {k: v for k, v in after.items() if k != "census"} == {
+        k: v for k, v in before.items() if k != "census"}
+    # A section the profile lacks is an error, and nothing is written.
+    text = (tmp_path / "params.yaml").read_text()
+    done = run("profile", "paper", "--only", "census", "nosuch")
+    assert done.returncode == 2 and "'nosuch'" in done.stderr
+    assert (tmp_path / "params.yaml").read_text() == text
+
+
 def test_status_counts_the_cache(repo_root, tmp_path, capsys):
     data = yaml.safe_load((repo_root / "params.yaml").read_text())
     data["run"]["store"] = str(tmp_path / "store")

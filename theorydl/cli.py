@@ -8,6 +8,7 @@
     theorydl report
     theorydl status census            # what the trial cache holds for the current params
     theorydl profile test             # merge profiles/test.yaml into params.yaml
+    theorydl profile paper --only ib census   # only those sections of profiles/paper.yaml
     theorydl store compact [census]   # merge the trial cache's small files (all experiments)
 
 Every command validates the whole params file first, so a typo anywhere stops it
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     compact.add_argument("experiments", nargs="*", help="default: every experiment")
     profile = sub.add_parser("profile", help="merge profiles/NAME.yaml into the params file")
     profile.add_argument("name", help="a profile in profiles/, e.g. test or paper")
+    profile.add_argument("--only", nargs="+", metavar="SECTION",
+                         help="merge only these sections of the profile (e.g. studies); "
+                              "the rest of the params file is left as it is")
     return parser
 
 
@@ -69,11 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from theorydl.params import apply_profile
 
         try:
-            apply_profile(args.params, Path("profiles") / f"{args.name}.yaml")
+            apply_profile(args.params, Path("profiles") / f"{args.name}.yaml", args.only)
         except ConfigError as exc:
             print(f"theorydl: error: {exc}", file=sys.stderr)
             return 2
-        print(f"{args.params}: applied profile {args.name}")
+        scope = f" (only {', '.join(args.only)})" if args.only else ""
+        print(f"{args.params}: applied profile {args.name}{scope}")
         return 0
     try:
         overrides = {"run": {"rerun": args.rerun}} if getattr(args, "rerun", None) else None

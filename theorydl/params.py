@@ -10,7 +10,7 @@ where the two meet, so neither imports the other:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from theorydl.spine import registry
@@ -42,16 +42,25 @@ def load_params(path: str | Path = "params.yaml", overrides: Mapping | None = No
     return parse_params(data, source=str(path))
 
 
-def apply_profile(params_path: str | Path, profile_path: str | Path) -> None:
+def apply_profile(params_path: str | Path, profile_path: str | Path,
+                  only: Sequence[str] | None = None) -> None:
     """Deep-merge a profile into a params file in place, keeping the file's comments.
 
-    The merged params are validated before anything is written, and the file is replaced
-    atomically, so a bad profile leaves params.yaml as it was.
+    ``only``: merge just these sections of the profile (studies, or ``run``...), leaving
+    every other section of the params file as it is; each must be a section of the
+    profile. The merged params are validated before anything is written, and the file is
+    replaced atomically, so a bad profile leaves params.yaml as it was.
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedSeq
 
     params_path, profile = Path(params_path), read_yaml(profile_path)
+    if only:
+        missing = [name for name in only if name not in profile]
+        if missing:
+            raise ConfigError(f"{profile_path}: no section {', '.join(map(repr, missing))}; "
+                              f"it has: {', '.join(profile)}")
+        profile = {name: profile[name] for name in profile if name in only}
     parse_params(merge(read_yaml(params_path), profile), source=f"{params_path} + {profile_path}")
     rt = YAML()
     rt.preserve_quotes = True
