@@ -211,11 +211,18 @@ def test_a_model_sees_the_same_target_and_stream_in_a_stack_as_alone():
 # -------------------------------------------------------------------- pipeline
 
 
-def test_test_profile_trains_and_analyzes(repo_root, tmp_path):
-    params = load_params(repo_root / "params.yaml", read_yaml(repo_root / "profiles" / "test.yaml"))
-    cfg = params.failures
-    paths = {k: str(tmp_path / v) for k, v in cfg.paths.model_dump().items()}
-    cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update=paths), "device": "cpu"})
+def _cfg_at(cfg, folder):
+    """``cfg`` with every path under ``folder``, on the CPU."""
+    paths = {k: str(folder / v) for k, v in cfg.paths.model_dump().items()}
+    return cfg.model_copy(update={"paths": cfg.paths.model_copy(update=paths), "device": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def trained(repo_root, tmp_path_factory):
+    """The test profile's trials, run in-process: (params, cfg, the train table)."""
+    params = load_params(repo_root / "params.yaml",
+                         read_yaml(repo_root / "profiles" / "test.yaml"))
+    cfg = _cfg_at(params.failures, tmp_path_factory.mktemp("failures"))
     exp = Failures()
     specs = exp.trials(cfg)
     units = exp.units(specs, cfg)
@@ -224,8 +231,13 @@ def test_test_profile_trains_and_analyzes(repo_root, tmp_path):
     assert all(len(u.trials) == cfg.n_seeds for u in units)
     results = [r for u in units for r in exp.run_unit(u, cfg)]
     assert all(r.status == "ok" for r in results), [r.error for r in results if r.error][:1]
-    table = build_table(specs, results, {"git_sha": None})
-    metrics = exp.record_claims(exp.analyze(table, cfg, params), cfg)
+    return params, cfg, build_table(specs, results, {"git_sha": None})
+
+
+def test_test_profile_trains_and_analyzes(trained):
+    params, cfg, table = trained
+    exp = Failures()
+    metrics = exp.write_analysis(exp.analyze(table, cfg, params), cfg)
     on_disk = json.loads(open(cfg.paths.metrics).read())
     assert on_disk["claims"]["parity_variance_one_bit_per_dimension"]["verdict"] == "reproduced"
     assert metrics["parity"]["variance_within_bound"] is True
@@ -241,3 +253,15 @@ def test_test_profile_trains_and_analyzes(repo_root, tmp_path):
                 "figure_stocks", "parity_plot", "variance_plot", "conditioning_plot",
                 "flat_plot", "lines_plot", "stocks_plot"):
         assert Path(getattr(cfg.paths, key)).exists(), key
+    assert on_disk == metrics
+
+
+def test_analysis_writes_nothing(trained, tmp_path):
+    """The analysis is pure: the spine writes its plot data, figures and metrics."""
+    from theorydl.studies.failures import analysis
+
+    params, cfg, table = trained
+    result = analysis.analyze(table, _cfg_at(params.failures, tmp_path))
+    assert list(tmp_path.iterdir()) == []
+    assert set(result.plots) == {k for k in cfg.paths.model_dump() if k.endswith("_plot")}
+    assert set(result.frames) == set(result.metrics["families"]) == set(cfg.families)

@@ -9,7 +9,8 @@ import pytest
 
 from theorydl.spine.config import ConfigError, merge, read_yaml
 from theorydl.params import load_params, parse_params
-from theorydl.studies.samdp.experiment import (SAMDPExperiment, checkpoint_from_rows, recording_from_rows)
+from theorydl.studies.samdp.experiment import SAMDPExperiment
+from theorydl.studies.samdp.recording import checkpoint_from_rows, recording_from_rows
 from theorydl.spine.store.rows import build_table
 
 
@@ -63,7 +64,7 @@ def test_analysis_writes_metrics_criteria_and_figures(trial):
     from pathlib import Path
 
     exp, cfg, table = trial
-    metrics = exp.analyze(table, cfg, params=None)
+    metrics = exp.write_analysis(exp.analyze(table, cfg, params=None), cfg)
     m = metrics["breakout"]["seed_0"]
     assert m["k"] in cfg.analysis.ks and m["record_episodes"] >= 1
     assert m["vmse"] is None or m["vmse"] >= 0
@@ -73,6 +74,21 @@ def test_analysis_writes_metrics_criteria_and_figures(trial):
     pngs = sorted(p.name for p in Path(cfg.paths.figures).glob("*.png"))
     assert pngs == [f"breakout_seed0_{n}.png" for n in ("criteria", "frames", "samdp", "tsne")]
     assert set(exp.outputs(cfg)) >= {"metrics", "breakout_seed0_samdp"}
+    assert set(metrics["claims"]) == {c.id for c in exp.claims}
+
+
+def test_analysis_writes_nothing(trial, tmp_path):
+    """The analysis is pure: the spine writes its plot data, figures and metrics."""
+    from theorydl.studies.samdp import analysis
+
+    _, cfg, table = trial
+    empty = tmp_path / "out"
+    empty.mkdir()
+    paths = {k: str(empty / v.split("/")[-1]) for k, v in cfg.paths.model_dump().items()}
+    cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update=paths)})
+    result = analysis.analyze(table, cfg)
+    assert list(empty.iterdir()) == []
+    assert set(result.plots) == {"criteria"} and "breakout" in result.metrics
 
 
 @pytest.mark.parametrize("patch, key", [

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from theorydl.spine.config import Params, Paths, Section, figure_file, plot_file
+from theorydl.spine.config import Paths, Section, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage
 from theorydl.spine.stacked import StackedExperiment, StackResources
 from theorydl.spine.spec import TrialSpec
@@ -472,9 +472,3 @@ class Failures(StackedExperiment):
                   "lines": learners.train_lines, "stocks": learners.train_stocks}[c["family"]]
         rows = fn(c, seeds, device)
         return [(learners.status_of(r), r) for r in rows]
-
-    # ------------------------------------------------------------------ analysis
-    def analyze(self, table, cfg: FailuresConfig, params: Params) -> dict[str, Any]:
-        from theorydl.studies.failures.analysis import analyze_failures
-
-        return analyze_failures(table, cfg)

@@ -1,5 +1,8 @@
 """Analysis of the SAMDP experiment: embed, cluster and model each trial's recording.
 
+Pure: it returns an :class:`~theorydl.spine.experiment.Analysis` (metrics, the
+criteria plot data, what the figures draw) and writes no file.
+
 For each (game, seed) trial whose status is ok: PCA + t-SNE of the recorded last hidden
 layer; for every K in ``analysis.ks``, spatio-temporal K-means (window
 ``analysis.window``) and plain K-means on [embedding, value]; an SAMDP per clustering
@@ -18,16 +21,15 @@ error: ``vmse`` also holds the DQN's error in predicting returns).
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from theorydl.spine.store.store import write_text_atomic
+from theorydl.spine.experiment import Analysis
+from theorydl.studies.samdp.recording import recording_from_rows
 
-__all__ = ["analyze_samdp", "criteria_by_k"]
+__all__ = ["analyze", "criteria_by_k"]
 
 METHODS = ("spatiotemporal", "plain")
 
@@ -69,26 +71,21 @@ def _episode_returns(rec: dict[str, np.ndarray]) -> list[float]:
     return [float(rec["reward"][s:e + 1].sum()) for s, e in zip(starts, ends)]
 
 
-def analyze_samdp(table: pa.Table, cfg) -> dict[str, Any]:
-    """Write the SAMDP figures, criteria plot data and metrics; return the metrics."""
+def analyze(table: pa.Table, cfg) -> Analysis:
+    """The SAMDP metrics, criteria plot data and, per trial analysed, what its figures
+    draw (``frames["trials"]``: :func:`theorydl.studies.samdp.figures.draw`)."""
     import pyarrow.compute as pc
 
-    from theorydl.studies.samdp.experiment import recording_from_rows
     from theorydl.studies.samdp.clustering import clustering_features, select_k
     from theorydl.studies.samdp.embedding import embed
-    from theorydl.studies.samdp import figures as plots
 
     a = cfg.analysis
-    figures = Path(cfg.paths.figures)
-    if figures.exists():
-        shutil.rmtree(figures)  # the folder is one DVC output: no stale figures in it
-    figures.mkdir(parents=True)
     metrics: dict[str, Any] = {}
     criteria_rows: list[dict[str, Any]] = []
+    drawn: list[dict[str, Any]] = []
     keys = sorted(set(zip(table["game"].to_pylist(), table["seed"].to_pylist(),
                           table["status"].to_pylist())))
     for game, seed, status in keys:
-        name = f"{game}_seed{seed}"
         if status != "ok":
             metrics.setdefault(game, {})[f"seed_{seed}"] = {"status": status}
             continue
@@ -126,23 +123,12 @@ def analyze_samdp(table: pa.Table, cfg) -> dict[str, Any]:
             "vmse_all_steps": by[("spatiotemporal", k)]["vmse_all_steps"],
             "vmse_returns": by[("spatiotemporal", k)]["vmse_returns"],
         }
-        plots.plot_embedding(emb, rec["value"], chosen.labels, figures / f"{name}_tsne.png",
-                             title=f"{game}, seed {seed}: t-SNE of the last hidden layer")
-        plots.plot_samdp_graph(emb, chosen, figures / f"{name}_samdp.png",
-                               title=f"{game}, seed {seed}: SAMDP, K = {k}")
-        st = [r for r in rows_k if r["method"] == "spatiotemporal"]
-        plots.plot_criteria([r["k"] for r in st],
-                            {c: [np.nan if r[c] is None else r[c] for r in st]
-                             for c in ("vmse", "inertia", "intensity_factor", "entropy",
-                                       "greedy_difference")},
-                            figures / f"{name}_criteria.png",
-                            title=f"{game}, seed {seed}: criteria against K")
-        if "frames" in rec:
-            plots.plot_cluster_frames(rec["frames"], emb, chosen.labels,
-                                      figures / f"{name}_frames.png")
-    write_text_atomic(cfg.paths.metrics, json.dumps(metrics, indent=2) + "\n")
-    write_text_atomic(cfg.paths.criteria, _criteria_csv(criteria_rows))
-    return metrics
+        drawn.append({"game": game, "seed": seed, "k": k, "embedding": emb,
+                      "value": rec["value"], "samdp": chosen,
+                      "criteria": [r for r in rows_k if r["method"] == "spatiotemporal"],
+                      "frames": rec.get("frames")})
+    return Analysis(metrics=metrics, plots={"criteria": _criteria_csv(criteria_rows)},
+                    frames={"trials": drawn})
 
 
 def _criteria_csv(rows: list[dict[str, Any]]) -> str:

@@ -1,55 +1,31 @@
 """Figures of the SAMDP analysis (matplotlib, Agg backend, PNG files only).
 
-Every function takes arrays and an output ``path``, writes one PNG atomically (a
-hidden temporary file in the destination folder, then ``os.replace``, so readers never
-see half a file and concurrent writers never share a temporary name), closes the
-figure and returns the ``Path`` written.  Parent folders are created.
+:func:`draw` writes every figure of an analysis
+(:func:`theorydl.studies.samdp.analysis.analyze`) into the ``paths.figures`` folder.
+Every ``plot_*`` function takes arrays and an output ``path``, writes one PNG
+atomically (:func:`theorydl.plotting.save_figure`), closes the figure and returns the
+``Path`` written.  Parent folders are created.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from theorydl.plotting import pyplot, save_figure
 from theorydl.studies.samdp.model import SAMDP, cluster_means
 
 __all__ = [
+    "draw",
     "plot_cluster_frames",
     "plot_criteria",
     "plot_embedding",
     "plot_samdp_graph",
-    "save_png_atomic",
 ]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; stages run headless
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_png_atomic(fig, path: str | os.PathLike, *, dpi: int = 130) -> Path:
-    """Save ``fig`` as a PNG at ``path`` atomically and close it; returns the path."""
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def _xy(embedding: np.ndarray) -> np.ndarray:
@@ -64,7 +40,7 @@ def plot_embedding(embedding: np.ndarray, value: np.ndarray, labels: np.ndarray,
                    point_size: float = 4.0) -> Path:
     """Two panels of the t-SNE map ``(T, 2)``: coloured by DQN value ``(T,)`` (with a
     colourbar) and by cluster label ``(T,)`` (cluster numbers at the cluster means)."""
-    plt = _pyplot()
+    plt = pyplot()
     e = _xy(embedding)
     v = np.asarray(value, dtype=np.float64).reshape(-1)
     lab = np.asarray(labels).astype(np.int64).reshape(-1)
@@ -90,7 +66,7 @@ def plot_embedding(embedding: np.ndarray, value: np.ndarray, labels: np.ndarray,
         ax.set_yticks([])
     if title:
         fig.suptitle(title)
-    return save_png_atomic(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_samdp_graph(embedding: np.ndarray, samdp: SAMDP, path: str | os.PathLike, *,
@@ -104,7 +80,7 @@ def plot_samdp_graph(embedding: np.ndarray, samdp: SAMDP, path: str | os.PathLik
     of ``P``) have no position on the map and are not drawn.  Arrows are slightly
     curved so that i -> j and j -> i stay apart.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.colors import Normalize
     from matplotlib.patches import FancyArrowPatch
 
@@ -142,7 +118,7 @@ def plot_samdp_graph(embedding: np.ndarray, samdp: SAMDP, path: str | os.PathLik
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title or f"SAMDP: {k} clusters, {len(edges)} skills")
-    return save_png_atomic(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_criteria(ks: Sequence[int], criteria: Mapping[str, Sequence[float]],
@@ -151,7 +127,7 @@ def plot_criteria(ks: Sequence[int], criteria: Mapping[str, Sequence[float]],
 
     Non-finite values (e.g. an infinite intensity factor) are left out of the lines.
     """
-    plt = _pyplot()
+    plt = pyplot()
     ks = np.asarray(list(ks))
     names = list(criteria)
     if not names:
@@ -173,7 +149,7 @@ def plot_criteria(ks: Sequence[int], criteria: Mapping[str, Sequence[float]],
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save_png_atomic(fig, path)
+    return save_figure(fig, path)
 
 
 def _frame_to_image(frame: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -210,7 +186,7 @@ def plot_cluster_frames(frames: np.ndarray, embedding: np.ndarray, labels: np.nd
     see ``_frame_to_image`` for how channels are drawn.  ``embedding``: ``(T, 2)``;
     ``labels``: ``(T,)``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fr = np.asarray(frames)
     e = _xy(embedding)
     lab = np.asarray(labels).astype(np.int64).reshape(-1)
@@ -242,4 +218,32 @@ def plot_cluster_frames(frames: np.ndarray, embedding: np.ndarray, labels: np.nd
             axes[c, col].imshow(img, cmap=cmap, interpolation="nearest")
             axes[c, col].set_title(f"t={t}", fontsize=7)
     fig.tight_layout()
-    return save_png_atomic(fig, path)
+    return save_figure(fig, path)
+
+
+def draw(result, cfg) -> None:
+    """Every figure of an analysis, per (game, seed) analysed: the t-SNE map, the SAMDP
+    graph, the criteria against K and (when frames were recorded) the nearest frames,
+    in the ``paths.figures`` folder, emptied first (the folder is one DVC output: no
+    stale figures in it)."""
+    figures = Path(cfg.paths.figures)
+    if figures.exists():
+        shutil.rmtree(figures)
+    figures.mkdir(parents=True)
+    for t in result.frames["trials"]:
+        game, seed, k = t["game"], t["seed"], t["k"]
+        name = f"{game}_seed{seed}"
+        emb, chosen = t["embedding"], t["samdp"]
+        plot_embedding(emb, t["value"], chosen.labels, figures / f"{name}_tsne.png",
+                       title=f"{game}, seed {seed}: t-SNE of the last hidden layer")
+        plot_samdp_graph(emb, chosen, figures / f"{name}_samdp.png",
+                         title=f"{game}, seed {seed}: SAMDP, K = {k}")
+        st = t["criteria"]
+        plot_criteria([r["k"] for r in st],
+                      {c: [np.nan if r[c] is None else r[c] for r in st]
+                       for c in ("vmse", "inertia", "intensity_factor", "entropy",
+                                 "greedy_difference")},
+                      figures / f"{name}_criteria.png",
+                      title=f"{game}, seed {seed}: criteria against K")
+        if t["frames"] is not None:
+            plot_cluster_frames(t["frames"], emb, chosen.labels, figures / f"{name}_frames.png")
