@@ -1,12 +1,16 @@
-"""The census experiment: shards cover every function once; the table refuses partial counts."""
+"""The census experiment: shards cover every function once; the table refuses partial
+counts; the analysis returns its outputs and the spine writes them."""
 
 from __future__ import annotations
+
+import json
 
 import pyarrow as pa
 import pytest
 
 from theorydl.spine.experiment import Unit
-from theorydl.studies.census.experiment import Census, CensusConfig, CensusIncomplete, census_table
+from theorydl.studies.census.analysis import CensusIncomplete, census_table
+from theorydl.studies.census.experiment import Census, CensusConfig
 from theorydl.expressivity import n_functions
 
 
@@ -43,10 +47,13 @@ def _run_all(cfg) -> pa.Table:
 def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
     cfg = _cfg(tmp_path)
     table = _run_all(cfg)
-    metrics = Census().analyze(table, cfg, params=None)
+    exp = Census()
+    metrics = exp.write_analysis(exp.analyze(table, cfg, params=None), cfg)
+    assert json.loads((tmp_path / "metrics.out").read_text()) == metrics
     assert metrics["threshold"]["n_realizable"] == {"0": 2, "2": 14, "3": 104}
     assert metrics["threshold"]["matches_published"] is True
     claims = Census().record_claims(metrics, cfg)["claims"]
+    assert claims == metrics["claims"]
     assert {k: e["verdict"] for k, e in claims.items() if k.startswith("threshold")} == {
         "threshold_n0": "reproduced", "threshold_n1": "not checkable at this scale",
         "threshold_n2": "reproduced", "threshold_n3": "reproduced",
@@ -56,6 +63,25 @@ def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
     assert (tmp_path / "census.png").read_bytes()[:4] == b"\x89PNG"
     plot = (tmp_path / "plot.out").read_text().splitlines()
     assert plot[0] == "n_inputs,log2_all_functions,log2_threshold" and len(plot) == 4
+    counts = (tmp_path / "table.out").read_text().splitlines()
+    assert counts[0] == ("architecture,n_inputs,n_functions,n_realizable,published,"
+                         "matches_published")  # the columns the learnability study reads
+    assert counts[1:] == ["threshold,0,2,2,2,True", "threshold,2,16,14,14,True",
+                          "threshold,3,256,104,104,True"]
+
+
+def test_the_analysis_writes_nothing(tmp_path):
+    """``analysis.analyze`` returns the table and plot as CSV text; it writes no file."""
+    from theorydl.studies.census import analysis
+
+    table = _run_all(_cfg(tmp_path / "run"))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = analysis.analyze(table, _cfg(out))
+    assert list(out.iterdir()) == []
+    assert set(result.plots) == {"table", "plot"}
+    assert result.plots["plot"].splitlines()[0] == "n_inputs,log2_all_functions,log2_threshold"
+    assert result.metrics["threshold"]["n_realizable"] == {"0": 2, "2": 14, "3": 104}
 
 
 def test_a_failed_or_missing_shard_refuses_to_count(tmp_path):
@@ -96,7 +122,8 @@ def test_networks_and_formulas_are_rows_of_the_same_table(tmp_path):
     assert [count[f"formulas<={s}", 2] for s in range(4)] == [6, 14, 14, 16]
     assert set(rows[0]) == {"architecture", "n_inputs", "n_functions", "n_realizable",
                             "published", "matches_published"}
-    metrics = Census().analyze(table, cfg, params=None)
+    exp = Census()
+    metrics = exp.write_analysis(exp.analyze(table, cfg, params=None), cfg)
     assert metrics["net-1"]["matches_published"] is True
     assert metrics["formulas"]["size_to_reach_all"] == {"2": 3, "3": 9}
     assert metrics["symmetry"]["npn_classes"] == {"2": 4, "3": 14}

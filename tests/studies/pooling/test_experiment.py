@@ -1,5 +1,6 @@
 """The pooling experiment: params, trials and stacks, the data check, and one run of the
-test profile through training and analysis (metrics, claims, plot data, figures)."""
+test profile through training and analysis (metrics, claims, plot data, figures; the
+analysis itself writes nothing)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,10 @@ def _params_with(repo_root, **pooling):
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory) -> PoolingConfig:
+def cfg(repo_root, tmp_path_factory) -> PoolingConfig:
     """The test profile's section writing into a temporary folder, its data stage run."""
-    root = Path(__file__).resolve().parents[2]
     tmp = tmp_path_factory.mktemp("pooling")
-    base = _params_with(root).pooling
+    base = _params_with(repo_root).pooling
     paths = {k: str(tmp / v) for k, v in base.paths.model_dump().items()}
     cfg = base.model_copy(update={"paths": base.paths.model_copy(update=paths)})
     Pooling().data(None, cfg)
@@ -36,13 +36,21 @@ def cfg(tmp_path_factory) -> PoolingConfig:
 
 
 @pytest.fixture(scope="module")
-def run(cfg):
+def trained(cfg):
+    """The test profile's trials, units, results and train table."""
     exp = Pooling()
     trials = exp.trials(cfg)
     units = exp.units(trials, cfg)
     results = [r for u in units for r in exp.run_unit(u, cfg)]
-    table = build_table(trials, results, {"git_sha": None})
-    return trials, units, results, exp.record_claims(exp.analyze(table, cfg, None), cfg)
+    return trials, units, results, build_table(trials, results, {"git_sha": None})
+
+
+@pytest.fixture(scope="module")
+def run(cfg, trained):
+    """The trials, units, results, and the metrics the analysis wrote (claims added)."""
+    exp = Pooling()
+    *done, table = trained
+    return (*done, exp.write_analysis(exp.analyze(table, cfg, None), cfg))
 
 
 @pytest.mark.parametrize("change, needle", [
@@ -125,3 +133,21 @@ def test_analysis_outputs_metrics_and_claims(cfg, run):
     assert len(plot) == len(cfg.tasks) * len(cfg.networks) * len(cfg.geometries)
     ranks = pd.read_csv(paths.ranks)
     assert (ranks[ranks.channels == 1]["rank"] == 1).all()
+
+
+def test_the_analysis_writes_nothing(cfg, trained, run, tmp_path):
+    """``analysis.analyze`` only returns: the spine writes (it reads the blob file)."""
+    from theorydl.studies.pooling import analysis
+
+    *_, table = trained
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = {k: str(out / Path(v).name) for k, v in cfg.paths.model_dump().items()
+             if k != "data"}
+    elsewhere = cfg.model_copy(update={"paths": cfg.paths.model_copy(update=paths)})
+    result = analysis.analyze(table, elsewhere)
+    assert list(out.iterdir()) == []
+    assert result.metrics == {k: v for k, v in run[-1].items() if k != "claims"}
+    assert set(result.plots) == {"ranks", "accuracy_plot"}
+    assert result.plots["accuracy_plot"].to_csv(index=False) == Path(
+        cfg.paths.accuracy_plot).read_text()

@@ -3,10 +3,10 @@
 For each architecture and each N, all 2^(2^N) truth tables are enumerated in shards
 (one trial = one shard, so the work for one N runs on many Ray workers) and each
 function is decided exactly (for the linear-threshold unit: a unateness filter, then a
-verified linear program). The analysis sums the shards into one row per
-(architecture, N) and compares with the published counts (OEIS A000609 for one
-threshold unit). Further machines are further architecture names, and so new rows of
-the same table:
+verified linear program). The analysis (:mod:`theorydl.studies.census.analysis`) sums
+the shards into one row per (architecture, N) and compares with the published counts
+(OEIS A000609 for one threshold unit). Further machines are further architecture names
+(:mod:`theorydl.studies.census.machines`), and so new rows of the same table:
 
 * ``net-k1-...-kL``: the N-k1-...-kL-1 network of linear-threshold units, counted
   exactly by composing truth tables (:mod:`theorydl.expressivity.networks`); its shards
@@ -24,8 +24,6 @@ Run it: ``dvc repro census_analyze`` or ``python pipelines/train.py census``.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +34,11 @@ from pydantic import Field, field_validator
 from theorydl.spine.config import (Params, Paths, Section, data_file, figure_file, plot_file, result_file)
 from theorydl.spine.experiment import Claim, Experiment, Plot, Stage, StageError, Unit, run_each
 from theorydl.expressivity import KNOWN_COUNTS, MAX_N
-from theorydl.spine.store.store import write_csv_atomic, write_table_atomic, write_text_atomic
+from theorydl.spine.store.store import write_table_atomic
 from theorydl.spine.spec import TrialSpec
+from theorydl.studies.census.machines import FORMULAS
 
-__all__ = ["Census", "CensusConfig", "census_table"]
+__all__ = ["Census", "CensusConfig"]
 
 
 class CensusPaths(Paths):
@@ -108,10 +107,6 @@ class CensusConfig(Section):
         if len(set(values)) != len(values):
             raise ValueError(f"repeated values in {values}")
         return values
-
-
-#: The architecture name of the formula (X-form) counts.
-FORMULAS = "formulas"
 
 
 def _profile(n: int) -> str:
@@ -250,49 +245,6 @@ class Census(Experiment):
                 raise StageError(f"{path}: the N={n} domain differs from the one the "
                                  f"census decides over; re-run `dvc repro census_data`")
 
-    def analyze(self, table: pa.Table, cfg: CensusConfig, params: Params) -> dict[str, Any]:
-        rows = census_table(table)
-        paths = cfg.paths
-        write_csv_atomic(rows, paths.table)
-        archs = sorted({r["architecture"] for r in rows})
-        machines = [r for r in rows if not r["architecture"].startswith(FORMULAS)]
-        plot_rows = []
-        for n in sorted({r["n_inputs"] for r in machines}):
-            point = {"n_inputs": n, "log2_all_functions": 2.0 ** n}
-            for r in machines:
-                if r["n_inputs"] == n:
-                    point[f"log2_{r['architecture']}"] = round(math.log2(r["n_realizable"]), 6)
-            plot_rows.append(point)
-        write_csv_atomic(plot_rows, paths.plot)
-        metrics = {
-            arch: {
-                "n_realizable": {str(r["n_inputs"]): r["n_realizable"]
-                                 for r in rows if r["architecture"] == arch},
-                "matches_published": all(r["matches_published"] is not False
-                                         for r in rows if r["architecture"] == arch),
-            }
-            for arch in archs
-        }
-        from theorydl.expressivity.networks import npn_classes
-
-        if len(machines) < len(rows) or any(r["architecture"].startswith("net-")
-                                            for r in rows):
-            metrics["symmetry"] = {"npn_classes": {str(n): len(npn_classes(n)[1])
-                                                   for n in cfg.network_n_inputs}}
-        formulas = [r for r in rows if r["architecture"].startswith(FORMULAS)]
-        if formulas:
-            metrics[FORMULAS] = {"size_to_reach_all": {
-                str(n): max(int(r["architecture"].split("<=")[1]) for r in formulas
-                            if r["n_inputs"] == n)
-                for n in sorted({r["n_inputs"] for r in formulas})}}
-        write_text_atomic(paths.metrics, json.dumps(metrics, indent=2) + "\n")
-        from theorydl.studies.census.figures import census_figure, formula_figure
-
-        census_figure(machines, paths.figure)
-        if formulas:
-            formula_figure(formulas, paths.formula_figure)
-        return metrics
-
 
 def _all_n(cfg: CensusConfig) -> list[int]:
     """Every N some architecture of the config counts."""
@@ -301,64 +253,3 @@ def _all_n(cfg: CensusConfig) -> list[int]:
     nets = any(a == FORMULAS or parse_network(a) is not None for a in cfg.architectures)
     plain = any(a != FORMULAS and parse_network(a) is None for a in cfg.architectures)
     return sorted(set(cfg.n_inputs if plain else []) | set(cfg.network_n_inputs if nets else []))
-
-
-class CensusIncomplete(StageError):
-    """Some shard of some N has no ok result, so its count would be wrong."""
-
-
-def census_table(trials: pa.Table) -> list[dict[str, Any]]:
-    """Combine shard trials into one row per (architecture, N), checking full coverage.
-
-    Threshold shards (ranges of truth tables) add up; network shards (ranges of first
-    units) are united by NPN class; a formulas trial expands into one row per size bound
-    (``formulas<=s``). Raises :class:`CensusIncomplete` naming the (architecture, N)
-    whose shards failed or do not cover the whole range.
-    """
-    from theorydl.expressivity import KNOWN_COUNTS, n_functions
-    from theorydl.expressivity.networks import network_shards, parse_network, realized_count
-
-    wanted = ["architecture", "n_inputs", "start", "stop", "status", "error", "n_functions",
-              "n_realizable", "classes", "formula_size"]
-    cols = trials.select([c for c in wanted if c in trials.column_names]).to_pylist()
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for r in cols:
-        groups.setdefault((r["architecture"], r["n_inputs"]), []).append(r)
-    out = []
-
-    def row(arch: str, n: int, realizable: int) -> dict[str, Any]:
-        known = KNOWN_COUNTS.get("threshold" if arch == "net-1" else arch, ())
-        published = known[n] if n < len(known) else None
-        return {"architecture": arch, "n_inputs": n, "n_functions": n_functions(n),
-                "n_realizable": realizable, "published": published,
-                "matches_published": None if published is None else realizable == published}
-
-    for (arch, n), shards in sorted(groups.items()):
-        bad = [s for s in shards if s["status"] != "ok"]
-        if bad:
-            first = (bad[0]["error"] or "").strip().splitlines()[-1:] or [""]
-            raise CensusIncomplete(
-                f"census {arch} N={n}: {len(bad)} of {len(shards)} shards are not ok "
-                f"(first error: {first[0]}); re-run with `dvc repro -f census_train` "
-                f"(failed trials are retried, finished ones are kept)")
-        spans = {(s["start"], s["stop"]) for s in shards}
-        covered = sum(b - a for a, b in spans)
-        if arch == FORMULAS:
-            if covered != 1:
-                raise CensusIncomplete(f"census {arch} N={n}: no complete formula count")
-            for s in sorted(shards, key=lambda s: s["formula_size"]):
-                out.append(row(f"{FORMULAS}<={s['formula_size']}", n, s["n_realizable"]))
-            continue
-        if parse_network(arch) is not None:
-            if covered != network_shards(n):
-                raise CensusIncomplete(f"census {arch} N={n}: shards cover {covered} of "
-                                       f"{network_shards(n)} first units")
-            classes = {int(c) for s in shards for c in (s["classes"] or "").split()}
-            out.append(row(arch, n, realized_count(n, classes)))
-            continue
-        total = sum(s["n_functions"] for s in shards)
-        if covered != n_functions(n) or total != n_functions(n):
-            raise CensusIncomplete(f"census {arch} N={n}: shards cover {covered} of "
-                                   f"{n_functions(n)} functions")
-        out.append(row(arch, n, sum(s["n_realizable"] for s in shards)))
-    return out

@@ -8,7 +8,7 @@ from typing import Any
 
 from theorydl.plotting import pyplot, save_figure
 
-__all__ = ["census_figure", "formula_figure"]
+__all__ = ["census_figure", "draw", "formula_figure"]
 
 
 def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -69,3 +69,12 @@ def formula_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     ax.legend(fontsize=8)
     save_figure(fig, path)
     plt.close(fig)
+
+
+def draw(result, cfg) -> None:
+    """The census figures of an analysis (:func:`theorydl.studies.census.analysis.analyze`):
+    the counts against N, and the formula curves where formulas were counted."""
+    frames, paths = result.frames, cfg.paths
+    census_figure(frames["machines"], paths.figure)
+    if frames["formulas"]:
+        formula_figure(frames["formulas"], paths.formula_figure)

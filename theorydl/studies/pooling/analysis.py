@@ -1,5 +1,7 @@
 """Analysis of the pooling experiment: pure functions of its train table and of the rank
-rows, then the outputs.
+rows (computed here, no training); it writes no file: :func:`analyze` returns the
+metrics, the plot data and the frames the figures (:mod:`theorydl.studies.pooling.figures`)
+draw.
 
 Definitions (means and spreads over seeds):
 
@@ -15,24 +17,17 @@ Definitions (means and spreads over seeds):
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from theorydl.spine.store.store import write_text_atomic
+from theorydl.spine.experiment import Analysis, rounded
 
-__all__ = ["accuracy_table", "analyze_pooling", "geometry_advantage", "rank_metrics",
+__all__ = ["accuracy_table", "analyze", "geometry_advantage", "rank_metrics",
            "rank_table"]
 
 CONFIG = ["task", "network", "geometry", "channels"]
-
-
-def _num(x) -> float | None:
-    return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
 
 
 def accuracy_table(final: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +52,7 @@ def geometry_advantage(acc: pd.DataFrame) -> dict[str, dict[str, float | None]]:
             continue
         good, other = favoured[task]
         name = f"{network}_c{int(channels)}" if several else network
-        out.setdefault(name, {})[task] = _num(by[good] - by[other])
+        out.setdefault(name, {})[task] = rounded(by[good] - by[other])
     return out
 
 
@@ -85,12 +80,14 @@ def rank_metrics(table: pd.DataFrame) -> dict[str, Any]:
     if len(mirror):
         out["deep_mirror_left_right_excess"] = int((mirror.rank_min - mirror.channels).min())
     gaps = table.min_gap[table.rank_min < table.full]
-    out["smallest_gap"] = _num(gaps.min()) if len(gaps) else None
+    out["smallest_gap"] = rounded(gaps.min()) if len(gaps) else None
     return out
 
 
-def analyze_pooling(table: pa.Table, cfg) -> dict[str, Any]:
-    from theorydl.studies.pooling import figures
+def analyze(table: pa.Table, cfg) -> Analysis:
+    """The pooling metrics, the plot data (``ranks``: one row per network, partition and
+    seed; ``accuracy_plot``) and the figures' frames, from the train table and the exact
+    ranks of ``cfg.ranks``; the figures also get the blob images (``paths.data``)."""
     from theorydl.studies.pooling.blobs import load_blobs
     from theorydl.studies.pooling.ranks import convac_ranks
 
@@ -98,10 +95,6 @@ def analyze_pooling(table: pa.Table, cfg) -> dict[str, Any]:
     rows = convac_ranks(rk.grid, rk.templates, rk.channels, range(rk.n_seeds), rk.tolerance)
     ranks = rank_table(rows)
     paths = cfg.paths
-    Path(paths.ranks).parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(Path(paths.ranks), pd.DataFrame(rows).to_csv(index=False))
-    figures.rank_figure(ranks, paths.figure_ranks)
-    figures.blob_figure(load_blobs(paths.data), cfg.label_fraction, paths.figure_blobs)
 
     df = table.to_pandas()
     ok = df[df.status != "failed"]
@@ -112,20 +105,20 @@ def analyze_pooling(table: pa.Table, cfg) -> dict[str, Any]:
     label = acc[CONFIG].astype(str).agg("/".join, axis=1)
     plot = acc.assign(config=label)[["config", "test_accuracy", "test_accuracy_std",
                                      "test_accuracy_min", "test_accuracy_max"]]
-    write_text_atomic(Path(paths.accuracy_plot), plot.to_csv(index=False))
-    figures.accuracy_figure(final, paths.figure_accuracy)
-    figures.curve_figure(ok[ok.kind == "curve"], paths.figure_curves)
 
     accuracy: dict[str, Any] = {}
     for r in acc.itertuples():
         accuracy.setdefault(r.task, {}).setdefault(r.network, {})[
             f"{r.geometry}_c{int(r.channels)}"] = {
-            "mean": _num(r.test_accuracy), "std": _num(r.test_accuracy_std),
-            "min": _num(r.test_accuracy_min), "max": _num(r.test_accuracy_max),
-            "seeds": int(r.n), "train_mean": _num(r.train_accuracy)}
+            "mean": rounded(r.test_accuracy), "std": rounded(r.test_accuracy_std),
+            "min": rounded(r.test_accuracy_min), "max": rounded(r.test_accuracy_max),
+            "seeds": int(r.n), "train_mean": rounded(r.train_accuracy)}
     metrics = {"accuracy": accuracy, "geometry_advantage": geometry_advantage(acc),
                "ranks": rank_metrics(ranks),
                "diverged": int((df[df.kind == "final"].status == "diverged").sum()),
                "failed": int(df[df.status == "failed"].trial_id.nunique())}
-    write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    return metrics
+    return Analysis(
+        metrics=metrics,
+        plots={"ranks": pd.DataFrame(rows), "accuracy_plot": plot},
+        frames={"ranks": ranks, "blobs": load_blobs(paths.data), "final": final,
+                "curves": ok[ok.kind == "curve"]})

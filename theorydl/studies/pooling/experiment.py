@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from theorydl.spine.config import (Params, Paths, Section, data_file, figure_file, plot_file, result_file)
@@ -312,12 +311,6 @@ class Pooling(StackedExperiment):
     # ------------------------------------------------------------------ training
     def run_stack(self, trials, cfg: PoolingConfig, device):
         return train_pooling_stack(trials, cfg, device)
-
-    # ------------------------------------------------------------------ analysis
-    def analyze(self, table: pa.Table, cfg: PoolingConfig, params: Params) -> dict[str, Any]:
-        from theorydl.studies.pooling.analysis import analyze_pooling
-
-        return analyze_pooling(table, cfg)
 
 
 def task_arrays(blobs: dict, task: str, split: str, fraction: float

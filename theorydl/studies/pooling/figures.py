@@ -1,4 +1,5 @@
-"""Figures of the pooling experiment, drawn from its frames (pandas) and the blob file."""
+"""Figures of the pooling experiment, drawn from the frames of its analysis (pandas, and
+the blob images the analysis loaded: :func:`theorydl.studies.pooling.analysis.analyze`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from theorydl.plotting import pyplot, save_figure
 
-__all__ = ["accuracy_figure", "blob_figure", "curve_figure", "rank_figure"]
+__all__ = ["accuracy_figure", "blob_figure", "curve_figure", "draw", "rank_figure"]
 
 _COLOR = {"square": "tab:blue", "mirror": "tab:orange"}
 _NETWORK = {"convac": "ConvAC", "relu_avg": "ReLU,\navg pool", "relu_max": "ReLU,\nmax pool"}
@@ -128,3 +129,12 @@ def blob_figure(blobs: dict, fraction: float, path, count: int = 8) -> None:
                  fontsize=8, pad=24)
     save_figure(fig, path)
     plt.close(fig)
+
+
+def draw(result, cfg) -> None:
+    """Every pooling figure of an analysis (:func:`theorydl.studies.pooling.analysis.analyze`)."""
+    frames, paths = result.frames, cfg.paths
+    rank_figure(frames["ranks"], paths.figure_ranks)
+    blob_figure(frames["blobs"], cfg.label_fraction, paths.figure_blobs)
+    accuracy_figure(frames["final"], paths.figure_accuracy)
+    curve_figure(frames["curves"], paths.figure_curves)
