@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,12 @@ def _run(cfg):
 def test_trained_census_of_two_inputs(tmp_path):
     cfg = _cfg(tmp_path)
     table = _run(cfg)
-    metrics = Learnability().analyze(table, cfg, params=None)
+    exp = Learnability()
+    # The analysis is pure: everything is written by the spine's write_analysis.
+    result = exp.analyze(table, cfg, params=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    metrics = exp.write_analysis(result, cfg)
+    assert json.loads((tmp_path / "metrics.out").read_text()) == metrics
     assert metrics["expressible"] == {"net-1": {"2": 14}, "net-2": {"2": 16}}
     # one hidden sigmoid unit computes only threshold functions: never XOR (6) or XNOR (9)
     assert metrics["learned_not_expressible"]["sigmoid"]["net-1"]["2"] == 0

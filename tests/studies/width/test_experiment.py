@@ -4,6 +4,8 @@ search over cached trials, and the analysis outputs."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -227,7 +229,12 @@ def test_analysis_outputs(cfg):
     for unit in exp.units(specs, off):
         results += exp.run_unit(unit, off)
     table = build_table(specs, results, {"git_sha": None})
-    metrics = exp.analyze(table, off, None)
+    root = Path(os.path.commonpath(list(off.paths.model_dump().values())))
+    before = sorted(root.rglob("*"))
+    result = exp.analyze(table, off, None)
+    assert sorted(root.rglob("*")) == before  # the analysis is pure: it writes no file
+    metrics = exp.write_analysis(result, off)
+    assert set(metrics["claims"]) == {c.id for c in exp.claims}
     agg = aggregate(final_frame(table))
     for opt in off.optimizers:
         m = metrics[f"{opt}_balanced_depth1"]

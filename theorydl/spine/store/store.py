@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from theorydl.spine.store.rows import IDENTITY_COLUMNS, PROVENANCE_COLUMNS
 
-__all__ = ["Store", "Compaction", "write_csv_atomic", "write_table_atomic", "write_text_atomic"]
+__all__ = ["Store", "Compaction", "csv_text", "write_csv_atomic", "write_table_atomic", "write_text_atomic"]
 
 # The columns a lookup reads; every stored file has them, with these types.
 _KEY_SCHEMA = pa.schema([("trial_id", pa.string()), ("attempt_id", pa.string()),
@@ -365,8 +365,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             tmp.unlink()
 
 
-def write_csv_atomic(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> None:
-    """Rows of dicts as a CSV file (columns in first-seen order), written atomically."""
+def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows of dicts as CSV text, columns in first-seen order."""
     import csv
     import io
 
@@ -375,4 +375,9 @@ def write_csv_atomic(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike)
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_csv_atomic(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> None:
+    """Rows of dicts as a CSV file (:func:`csv_text`), written atomically."""
+    write_text_atomic(path, csv_text(rows))

@@ -9,29 +9,16 @@ counts against N), the metrics the claims read, and the rows the figures
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from theorydl.spine.experiment import Analysis, StageError
+from theorydl.spine.store.store import csv_text
 from theorydl.studies.census.machines import FORMULAS
 
-__all__ = ["CensusIncomplete", "analyze", "census_table", "csv_text"]
-
-
-def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows of dicts as CSV text, columns in first-seen order: byte for byte what
-    :func:`theorydl.spine.store.store.write_csv_atomic` writes for them."""
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+__all__ = ["CensusIncomplete", "analyze", "census_table"]
 
 
 def analyze(table: pa.Table, cfg) -> Analysis:

@@ -3,22 +3,23 @@
 Reads the train stage's rows (one per trained function: ``n_success`` seeds fit it,
 ``learned``), checks that every function of every (activation, architecture, N) was
 trained exactly once, recomputes the exact expressible set of the threshold network of
-the same shape, and writes the tables, metrics, plot data and figures of
-:class:`theorydl.studies.learnability.experiment.LearnabilityPaths`.
+the same shape, and returns the tables, metrics, plot data and figure rows of
+:class:`theorydl.studies.learnability.experiment.LearnabilityPaths`; pure, it writes no
+file.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from theorydl.spine.experiment import StageError
-from theorydl.spine.store.store import write_csv_atomic, write_text_atomic
+from theorydl.spine.experiment import Analysis, StageError
+from theorydl.spine.store.store import csv_text
+from theorydl.studies.learnability.architectures import architecture_name
 
-__all__ = ["analyze_learnability", "group_results"]
+__all__ = ["LearnabilityIncomplete", "analyze", "group_results"]
 
 
 class LearnabilityIncomplete(StageError):
@@ -56,8 +57,8 @@ def group_results(table: pa.Table) -> dict[tuple[str, int, int, int], dict[str, 
     return out
 
 
-def analyze_learnability(table: pa.Table, cfg) -> dict[str, Any]:
-    from theorydl.studies.learnability.experiment import architecture_name
+def analyze(table: pa.Table, cfg) -> Analysis:
+    """Expressible against learned per architecture: tables, metrics and figure rows."""
     from theorydl.expressivity.networks import count_network, npn_classes
 
     groups = group_results(table)
@@ -113,15 +114,8 @@ def analyze_learnability(table: pa.Table, cfg) -> dict[str, Any]:
                             "seed_success": float(success[t]),
                             "final_loss": None if np.isinf(loss[t]) else float(loss[t]),
                             "expressible": bool(expressible[t]), "learned": bool(learned[t])})
-    paths = cfg.paths
-    write_csv_atomic(summary, paths.table)
-    write_csv_atomic(class_rows, paths.classes)
-    write_csv_atomic(hardest, paths.hardest)
-    write_csv_atomic(plot, paths.plot)
-    write_text_atomic(paths.metrics, json.dumps(metrics, indent=2) + "\n")
-    from theorydl.studies.learnability.figures import (classes_figure, expressible_figure, hardest_figure)
-
-    expressible_figure(summary, paths.figure)
-    classes_figure(class_rows, paths.figure_classes)
-    hardest_figure(hardest, cfg.n_hardest, paths.figure_hardest)
-    return metrics
+    return Analysis(
+        metrics=metrics,
+        plots={"table": csv_text(summary), "classes": csv_text(class_rows),
+               "hardest": csv_text(hardest), "plot": csv_text(plot)},
+        frames={"summary": summary, "classes": class_rows, "hardest": hardest})

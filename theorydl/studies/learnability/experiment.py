@@ -44,6 +44,7 @@ from theorydl.spine.experiment import Claim, Plot, Stage
 from theorydl.spine.stacked import StackedExperiment, StackResources, StackRows
 from theorydl.spine.store.store import write_text_atomic
 from theorydl.spine.spec import TrialSpec
+from theorydl.studies.learnability.architectures import architecture_name
 
 __all__ = ["Learnability", "LearnabilityConfig", "learned", "architecture_name"]
 
@@ -111,11 +112,6 @@ class LearnabilityConfig(StackResources):
         if len(set(values)) != len(values):
             raise ValueError(f"repeated values in {values}")
         return values
-
-
-def architecture_name(width: int, depth: int) -> str:
-    """The census name of the threshold network of the same shape (``net-3-3``)."""
-    return "net-" + "-".join([str(width)] * depth)
 
 
 def learned(correct: np.ndarray) -> np.ndarray:
@@ -199,12 +195,6 @@ class Learnability(StackedExperiment):
     def run_stack(self, trials: Sequence[TrialSpec], cfg: LearnabilityConfig, device
                   ) -> StackRows:
         return train_functions(trials, device)
-
-    def analyze(self, table: pa.Table, cfg: LearnabilityConfig, params: Params
-                ) -> dict[str, Any]:
-        from theorydl.studies.learnability.analysis import analyze_learnability
-
-        return analyze_learnability(table, cfg)
 
 
 def inputs_pm1(n: int) -> np.ndarray:

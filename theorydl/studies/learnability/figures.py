@@ -10,7 +10,7 @@ import numpy as np
 
 from theorydl.plotting import pyplot, save_figure
 
-__all__ = ["classes_figure", "expressible_figure", "hardest_figure"]
+__all__ = ["draw", "classes_figure", "expressible_figure", "hardest_figure"]
 
 
 def expressible_figure(summary: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -117,3 +117,11 @@ def hardest_figure(hardest: Sequence[dict[str, Any]], count: int, path: str | Pa
                  f"expressible, never learned)", fontsize=8)
     save_figure(fig, path)
     plt.close(fig)
+
+
+def draw(result, cfg) -> None:
+    """Every figure of the trained census's analysis."""
+    paths = cfg.paths
+    expressible_figure(result.frames["summary"], paths.figure)
+    classes_figure(result.frames["classes"], paths.figure_classes)
+    hardest_figure(result.frames["hardest"], cfg.n_hardest, paths.figure_hardest)

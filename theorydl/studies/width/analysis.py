@@ -18,7 +18,6 @@ Definitions (means and standard deviations are over seeds):
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from theorydl.spine.store.store import write_text_atomic
+from theorydl.spine.experiment import Analysis, rounded
 
-__all__ = ["analyze_width", "final_frame", "aggregate", "width_metrics"]
+__all__ = ["analyze", "final_frame", "aggregate", "width_metrics"]
 
 GROUP = ["optimizer", "init", "depth", "label_noise"]
 
@@ -56,9 +55,6 @@ def aggregate(final):
     return agg.sort_values(keys).reset_index(drop=True)
 
 
-def _num(x) -> float | None:
-    return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
-
 
 def _name(key: tuple, several_noise: bool) -> str:
     optimizer, init, depth, noise = key
@@ -80,15 +76,15 @@ def width_metrics(agg) -> dict[str, Any]:
             tail += 1
         fits = g.iloc[len(g) - tail:]
         m = {"largest_width": int(largest.width),
-             "test_error_at_largest": _num(largest.test_error),
-             "train_error_at_largest": _num(largest.train_error),
+             "test_error_at_largest": rounded(largest.test_error),
+             "train_error_at_largest": rounded(largest.train_error),
              "interpolation_width": None, "test_error_at_interpolation": None,
              "test_error_drop_after_interpolation": None, "diverged": int(g.diverged.sum())}
         if len(fits):
             first = fits.iloc[0]
             m["interpolation_width"] = int(first.width)
-            m["test_error_at_interpolation"] = _num(first.test_error)
-            m["test_error_drop_after_interpolation"] = _num(first.test_error
+            m["test_error_at_interpolation"] = rounded(first.test_error)
+            m["test_error_drop_after_interpolation"] = rounded(first.test_error
                                                             - largest.test_error)
         out[_name(key, several_noise)] = m
     compare = {}
@@ -97,8 +93,8 @@ def width_metrics(agg) -> dict[str, Any]:
             "optimizer").iterrows()}
         if "sgd" in at and "pathsgd" in at:
             label = f"{init}_depth{int(depth)}" + (f"_noise{noise:g}" if several_noise else "")
-            compare[label] = {"sgd": _num(at["sgd"]), "pathsgd": _num(at["pathsgd"]),
-                              "pathsgd_minus_sgd": _num(at["pathsgd"] - at["sgd"])}
+            compare[label] = {"sgd": rounded(at["sgd"]), "pathsgd": rounded(at["pathsgd"]),
+                              "pathsgd_minus_sgd": rounded(at["pathsgd"] - at["sgd"])}
     if compare:
         out["pathsgd_vs_sgd_at_largest_width"] = compare
     gap = {}
@@ -108,7 +104,7 @@ def width_metrics(agg) -> dict[str, Any]:
         if {"balanced", "unbalanced"} <= set(inits.columns):
             diff = (inits["balanced"] - inits["unbalanced"]).abs().dropna()
             if len(diff):
-                gap[optimizer] = _num(diff.max())
+                gap[optimizer] = rounded(diff.max())
     if gap:
         out["rescaling_gap"] = gap
     return out
@@ -125,24 +121,17 @@ def curve_plot(agg):
     return wide.reset_index()
 
 
-def analyze_width(table: pa.Table, cfg) -> dict[str, Any]:
-    from theorydl.studies.width import figures as figs
-
+def analyze(table: pa.Table, cfg) -> Analysis:
+    """Width metrics, the curve plot data and the figures' frames (the search's table,
+    when the search stage wrote one, included); writes nothing."""
     df = table.to_pandas()
     final = final_frame(df)
     if final.empty:
         raise ValueError("the width table has no finished trial to analyse")
     agg = aggregate(final)
-    metrics = width_metrics(agg)
-    paths = cfg.paths
-    write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    write_text_atomic(Path(paths.curve_plot), curve_plot(agg).to_csv(index=False))
-    epochs = df[(df.kind == "epoch") & (df.status != "failed")]
-    figs.error_vs_width(agg, paths.figure_error)
-    figs.error_vs_epoch(epochs, paths.figure_epochs)
-    figs.norms_vs_width(agg, paths.figure_norms)
-    figs.optimizers(agg, paths.figure_optimizers)
-    search = Path(paths.search_trials)
-    if search.exists():
-        figs.search_figure(final_frame(pq.read_table(search)), paths.figure_search)
-    return metrics
+    search = Path(cfg.paths.search_trials)
+    return Analysis(
+        metrics=width_metrics(agg),
+        plots={"curve_plot": curve_plot(agg)},
+        frames={"agg": agg, "epochs": df[(df.kind == "epoch") & (df.status != "failed")],
+                "search": final_frame(pq.read_table(search)) if search.exists() else None})

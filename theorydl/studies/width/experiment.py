@@ -567,11 +567,6 @@ class Width(StackedExperiment):
         return out
 
     # ------------------------------------------------------------------ analysis
-    def analyze(self, table: pa.Table, cfg: WidthConfig, params: Params) -> dict[str, Any]:
-        from theorydl.studies.width.analysis import analyze_width
-
-        return analyze_width(table, cfg)
-
 
 #: Weight of the validation loss in a search score: small enough that it only breaks ties
 #: of the validation error (whose steps are >= 1 / N_val > 1e-6 for any dataset here).

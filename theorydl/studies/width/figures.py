@@ -8,7 +8,7 @@ import numpy as np
 
 from theorydl.plotting import pyplot, save_figure
 
-__all__ = ["error_vs_width", "error_vs_epoch", "norms_vs_width", "optimizers", "search_figure"]
+__all__ = ["draw", "error_vs_width", "error_vs_epoch", "norms_vs_width", "optimizers", "search_figure"]
 
 _LABEL = {"sgd": "SGD", "pathsgd": "Path-SGD", "adam": "Adam"}
 _COLOR = {"sgd": "tab:blue", "pathsgd": "tab:red", "adam": "tab:green"}
@@ -167,3 +167,14 @@ def search_figure(final, path) -> None:
         fig.colorbar(sc, ax=ax, label="H")
     save_figure(fig, path)
     plt.close(fig)
+
+
+def draw(result, cfg) -> None:
+    """Every figure of the width analysis (the search's only when it ran)."""
+    agg, paths = result.frames["agg"], cfg.paths
+    error_vs_width(agg, paths.figure_error)
+    error_vs_epoch(result.frames["epochs"], paths.figure_epochs)
+    norms_vs_width(agg, paths.figure_norms)
+    optimizers(agg, paths.figure_optimizers)
+    if result.frames["search"] is not None:
+        search_figure(result.frames["search"], paths.figure_search)
