@@ -10,23 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from theorydl.spine.config import ConfigError, read_yaml
+from theorydl.spine.config import ConfigError
 from theorydl.studies.gating.experiment import Gating, generalise_arrays
 from theorydl.studies.gating.analysis import generalise_choice
-from theorydl.studies.sharing.experiment import Sharing
-from theorydl.params import load_params
-from theorydl.spine.store.rows import build_table
-
-
-def _params(repo_root, **sections):
-    profile = read_yaml(repo_root / "profiles" / "test.yaml")
-    for name, change in sections.items():
-        for key, value in change.items():
-            if isinstance(value, dict):
-                profile[name].setdefault(key, {}).update(value)
-            else:
-                profile[name][key] = value
-    return load_params(repo_root / "params.yaml", profile)
 
 
 @pytest.mark.parametrize("sections, needle", [
@@ -34,12 +20,10 @@ def _params(repo_root, **sections):
     ({"gating": {"memorise": {"networks": ["tanh"]}}}, "gating.memorise.networks"),
     ({"gating": {"generalise": {"lrs": [0.0]}}}, "gating.generalise.lrs"),
     ({"gating": {"generalise": {"widhts": [3]}}}, "widhts"),
-    ({"sharing": {"log_every": 7}}, "log_every"),
-    ({"sharing": {"targets": ["low", "low"]}}, "sharing.targets"),
 ])
-def test_bad_params_are_named(repo_root, sections, needle):
+def test_bad_params_are_named(study_params, sections, needle):
     with pytest.raises(ConfigError, match=needle):
-        _params(repo_root, **sections)
+        study_params(**sections)
 
 
 def test_lr_and_alpha_are_chosen_on_validation_never_test():
@@ -55,26 +39,8 @@ def test_lr_and_alpha_are_chosen_on_validation_never_test():
     assert (best.lr[0], best.alpha[0], best.test_error[0]) == (0.1, 1.0, 0.30)
 
 
-def _run(exp, params, tmp_path):
-    base = getattr(params, exp.name)
-    cfg = base.model_copy(update={"paths": base.paths.model_copy(update={
-        k: str(tmp_path / v) for k, v in base.paths.model_dump().items()})})
-    if "data" in exp.pipeline():
-        exp.data(params, cfg)
-        exp.check_data(cfg)
-    specs = exp.trials(cfg)
-    results = [r for u in exp.units(specs, cfg) for r in exp.run_unit(u, cfg)]
-    assert all(r.status == "ok" for r in results), [r.error for r in results][:1]
-    table = build_table(specs, results, {"git_sha": None})
-    metrics = exp.record_claims(exp.analyze(table, cfg, params), cfg)
-    for key, path in cfg.paths.model_dump().items():
-        assert (tmp_path / path).exists() or path.startswith(str(tmp_path)), key
-    return cfg, metrics
-
-
-def test_gating_test_profile_end_to_end(repo_root, tmp_path):
-    params = _params(repo_root)
-    cfg, metrics = _run(Gating(), params, tmp_path)
+def test_gating_test_profile_end_to_end(study_params, run_study):
+    cfg, metrics = run_study(Gating(), study_params())
     assert set(metrics["memorise"]) == {"galu_ls", "galu", "relu", "linear"}
     # Closed form: at kd/m = 1 nearly interpolates (a gate open on fewer than d of the
     # 32 points costs rank), well below kd/m = 1/2.
@@ -88,12 +54,3 @@ def test_gating_test_profile_end_to_end(repo_root, tmp_path):
     x = np.concatenate([arrays["x_fit"], arrays["x_val"]])
     np.testing.assert_allclose(x.std(0), 1.0, rtol=1e-3)
     assert x.shape[1] == 8
-
-
-def test_sharing_test_profile_end_to_end(repo_root, tmp_path):
-    params = _params(repo_root)
-    cfg, metrics = _run(Sharing(), params, tmp_path)
-    assert set(metrics) >= {"low", "high", "mixed_c1", "claims"}
-    assert metrics["mixed_c1"]["shared_over_unshared"] > 0
-    curve = open(cfg.paths.final_plot).read().splitlines()
-    assert curve[0] == "c,shared,unshared" and len(curve) == 2

@@ -1,4 +1,4 @@
-"""Analysis of the gating experiment: pure functions of its train table, then figures.
+"""Analysis of the gating experiment: pure functions of its train table (no file written).
 
 Memorisation: per (network, kd/m), the mean (and std) of the training loss over every
 (m, d) of the grid, data set and seed: the paper's "averaged over settings".
@@ -10,24 +10,19 @@ alpha) order), and its test error is reported. The test error never chooses.
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from theorydl.spine.store.store import write_text_atomic
+from theorydl.spine.experiment import Analysis, rounded
+from theorydl.studies.gating.published import ratio_key
 
-__all__ = ["analyze_gating", "memorise_table", "generalise_choice"]
+__all__ = ["analyze", "memorise_table", "generalise_choice"]
 
 MEMORISE_NETWORKS = ("galu_ls", "galu", "relu", "linear")
 GENERALISE_NETWORKS = ("relu", "galu", "linear")
 
-
-def _num(x) -> float | None:
-    return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
 
 
 def _final(df: pd.DataFrame, study: str) -> pd.DataFrame:
@@ -64,22 +59,20 @@ def generalise_choice(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def gating_metrics(mem: pd.DataFrame, gen: pd.DataFrame) -> dict[str, Any]:
-    from theorydl.studies.gating.experiment import ratio_key
-
     out: dict[str, Any] = {"memorise": {}, "memorise_std": {}, "theory": {},
                            "generalise": {}}
     for r in sorted(mem.ratio.unique()) if len(mem) else []:
         out["theory"][ratio_key(r)] = round(max(0.0, 1.0 - r), 6)
     for row in mem.itertuples():
-        out["memorise"].setdefault(row.network, {})[ratio_key(row.ratio)] = _num(row.loss)
-        out["memorise_std"].setdefault(row.network, {})[ratio_key(row.ratio)] = _num(
+        out["memorise"].setdefault(row.network, {})[ratio_key(row.ratio)] = rounded(row.loss)
+        out["memorise_std"].setdefault(row.network, {})[ratio_key(row.ratio)] = rounded(
             row.loss_std) if row.n > 1 else None
     for row in gen.itertuples():
         out["generalise"].setdefault(row.network, {})[f"k{int(row.k)}"] = {
-            "test_error": _num(row.test_error),
-            "test_error_std": _num(row.test_error_std) if row.n > 1 else None,
-            "validation_error": _num(row.validation_error),
-            "train_error": _num(row.train_error), "lr": float(row.lr),
+            "test_error": rounded(row.test_error),
+            "test_error_std": rounded(row.test_error_std) if row.n > 1 else None,
+            "validation_error": rounded(row.validation_error),
+            "train_error": rounded(row.train_error), "lr": float(row.lr),
             "alpha": None if pd.isna(row.alpha) else float(row.alpha), "seeds": int(row.n)}
     return out
 
@@ -99,18 +92,13 @@ def generalise_plot(gen: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def analyze_gating(table: pa.Table, cfg) -> dict[str, Any]:
-    from theorydl.studies.gating import figures as figs
-
+def analyze(table: pa.Table, cfg) -> Analysis:
+    """The gating metrics, the memorisation and generalisation plot data and frames."""
     df = table.to_pandas()
     mem, gen = memorise_table(df), generalise_choice(df)
     if mem.empty and gen.empty:
         raise ValueError("the gating table has no finished trial to analyse")
-    metrics = gating_metrics(mem, gen)
-    paths = cfg.paths
-    write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    write_text_atomic(Path(paths.memorise_plot), memorise_plot(mem).to_csv(index=False))
-    write_text_atomic(Path(paths.generalise_plot), generalise_plot(gen).to_csv(index=False))
-    figs.memorise_figure(mem, paths.figure_memorise)
-    figs.generalise_figure(gen, paths.figure_generalise)
-    return metrics
+    return Analysis(metrics=gating_metrics(mem, gen),
+                    plots={"memorise_plot": memorise_plot(mem),
+                           "generalise_plot": generalise_plot(gen)},
+                    frames={"memorise": mem, "generalise": gen})

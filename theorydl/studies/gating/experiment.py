@@ -45,6 +45,9 @@ from theorydl.spine.config import Params, Paths, Section, data_file, figure_file
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
 from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
 from theorydl.spine.spec import TrialSpec
+from theorydl.studies.gating.published import (MEMORISE_TOLERANCE, MNIST_TOLERANCE,
+                                               PUBLISHED_MEMORISE, PUBLISHED_MNIST_K96,
+                                               PUBLISHED_RATIOS, ratio_key)
 
 __all__ = ["Gating", "GatingConfig", "memorise_data", "pca_whiten", "ratio_key"]
 
@@ -170,11 +173,6 @@ class GatingConfig(StackResources):
 # ------------------------------------------------------------------------ helpers
 
 
-def ratio_key(ratio: float) -> str:
-    """The metrics key of a kd/m value: 0.25 -> "kd_m_0.25" without the dot: "kd_m_025"."""
-    return f"kd_m_{round(ratio * 100):03d}"
-
-
 def memorise_data(m: int, d: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Data set ``index`` of (m, d): X (m, d) and y (m,), float32, N(0, 1) entries from
     ``numpy.random.default_rng([m, d, index])``."""
@@ -253,17 +251,6 @@ def _optimizer(name: str, lrs):
 # ------------------------------------------------------------------------ claims
 
 _FMS = "Fiat, Malach & Shalev-Shwartz 2019 (arXiv:1906.05032)"
-#: Published mean training losses (their Figure of memorisation: averages over the
-#: (m, d, k) settings with that kd/m).
-PUBLISHED_MEMORISE = {"relu": (0.641, 0.325, 0.105, 0.0100),
-                      "galu_ls": (0.744, 0.505, 0.256, 1.1e-3)}
-PUBLISHED_RATIOS = (0.25, 0.5, 0.75, 1.0)
-#: Published MNIST test errors at k = 96 (PCA to 64, two hidden layers, 100000 SGD steps).
-PUBLISHED_MNIST_K96 = {"relu": 0.0218, "galu": 0.0281, "linear": 0.0834}
-#: Tolerances, set before measuring: 0.05 on a loss of scale 1 for kd/m < 1, 0.01 at
-#: kd/m = 1 (where both published values are near 0); 0.5 points of test error.
-MEMORISE_TOLERANCE = (0.05, 0.05, 0.05, 0.01)
-MNIST_TOLERANCE = 0.005
 
 
 def _gating_claims() -> tuple[Claim, ...]:
@@ -487,8 +474,3 @@ class Gating(StackedExperiment):
             out.append(("ok" if row["train_loss"] is not None else "diverged", [row]))
         return out
 
-    # ------------------------------------------------------------------ analysis
-    def analyze(self, table: pa.Table, cfg: GatingConfig, params: Params) -> dict[str, Any]:
-        from theorydl.studies.gating.analysis import analyze_gating
-
-        return analyze_gating(table, cfg)

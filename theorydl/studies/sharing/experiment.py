@@ -32,8 +32,9 @@ from theorydl.spine.experiment import Claim, Plot, Stage
 from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
 from theorydl.spine.store.store import write_text_atomic
 from theorydl.spine.spec import TrialSpec
+from theorydl.studies.sharing.teacher import blend_key, target_label
 
-__all__ = ["Sharing", "SharingConfig", "blend_key", "sharing_metrics"]
+__all__ = ["Sharing", "SharingConfig"]
 
 
 class SharingPaths(Paths):
@@ -100,15 +101,6 @@ class SharingConfig(StackResources):
             raise ValueError(f"iterations ({self.iterations}) must be a multiple of "
                              f"log_every ({self.log_every})")
         return self
-
-
-def blend_key(c: float) -> str:
-    """The metrics key of the mixed target with weight c: 1.0 -> "mixed_c1", 0.5 -> "mixed_c0_5"."""
-    return "mixed_c" + f"{c:g}".replace(".", "_")
-
-
-def _label(target: str, c: float | None) -> str:
-    return blend_key(c) if target == "mixed" else target
 
 
 #: Thresholds of the claims, set before measuring (losses relative to Var(y)): a target
@@ -188,7 +180,7 @@ class Sharing(StackedExperiment):
 
     def stack_label(self, trial: TrialSpec) -> str:
         c = trial.config
-        return f"{_label(c['target'], c['c'])}-{'shared' if c['shared'] else 'unshared'}"
+        return f"{target_label(c['target'], c['c'])}-{'shared' if c['shared'] else 'unshared'}"
 
     def run_stack(self, trials, cfg: SharingConfig, device):
         import torch
@@ -230,51 +222,3 @@ class Sharing(StackedExperiment):
                          "relative_loss": None if final is None else final / var})
             out.append(("ok" if final is not None else "diverged", rows))
         return out
-
-    def analyze(self, table: pa.Table, cfg: SharingConfig, params: Params) -> dict[str, Any]:
-        from theorydl.studies.gating import figures as figs
-
-        df = table.to_pandas()
-        df = df[df.status != "failed"].copy()
-        if df.empty:
-            raise ValueError("the sharing table has no finished trial to analyse")
-        df["target_label"] = [_label(t, c) for t, c in zip(df.target, df.c)]
-        final = df[df.kind == "final"]
-        agg = (final.groupby(["target_label", "target", "c", "shared"], as_index=False,
-                             dropna=False)
-               .agg(relative_loss=("relative_loss", "mean"),
-                    relative_loss_std=("relative_loss", "std"), n=("relative_loss", "size")))
-        metrics = sharing_metrics(agg)
-        paths = cfg.paths
-        write_text_atomic(Path(paths.metrics), json.dumps(metrics, indent=2, sort_keys=True)
-                          + "\n")
-        mixed = agg[agg.target == "mixed"]
-        plot = mixed.pivot(index="c", columns="shared", values="relative_loss").rename(
-            columns={True: "shared", False: "unshared"}).reindex(columns=["shared", "unshared"])
-        write_text_atomic(Path(paths.final_plot), plot.reset_index().to_csv(index=False))
-        figs.sharing_curves(df[df.kind == "curve"], paths.figure_curves)
-        figs.sharing_final(mixed, paths.figure_final)
-        return metrics
-
-
-def _num(x) -> float | None:
-    return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
-
-
-def sharing_metrics(agg: pd.DataFrame) -> dict[str, Any]:
-    """Per target label: shared and unshared mean relative held-out loss (and std), and
-    for the blends shared_over_unshared."""
-    out: dict[str, Any] = {}
-    for label, g in agg.groupby("target_label"):
-        entry: dict[str, Any] = {}
-        for row in g.itertuples():
-            entry["shared" if row.shared else "unshared"] = {
-                "relative_loss": _num(row.relative_loss),
-                "relative_loss_std": _num(row.relative_loss_std) if row.n > 1 else None,
-                "seeds": int(row.n)}
-        s = entry.get("shared", {}).get("relative_loss")
-        u = entry.get("unshared", {}).get("relative_loss")
-        if s is not None and u is not None and u > 0:
-            entry["shared_over_unshared"] = _num(s / u)
-        out[label] = entry
-    return out

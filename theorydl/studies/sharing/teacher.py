@@ -127,3 +127,13 @@ class PatchNet(nn.Module):
         h = self.patch_features(x)
         g = self.g_out(torch.relu(self.g_in(h.unsqueeze(-1)))).squeeze(-1)  # (b, n)
         return self.linear(h) + g.sum(-1, keepdim=True)
+
+
+def blend_key(c: float) -> str:
+    """The metrics key of the mixed target with weight c: 1.0 -> "mixed_c1", 0.5 -> "mixed_c0_5"."""
+    return "mixed_c" + f"{c:g}".replace(".", "_")
+
+
+def target_label(target: str, c: float | None) -> str:
+    """The metrics key of a target: its name, or the blend's :func:`blend_key`."""
+    return blend_key(c) if target == "mixed" else target

@@ -566,7 +566,6 @@ class Width(StackedExperiment):
                           json.dumps(out, indent=2, sort_keys=True) + "\n")
         return out
 
-    # ------------------------------------------------------------------ analysis
 
 #: Weight of the validation loss in a search score: small enough that it only breaks ties
 #: of the validation error (whose steps are >= 1 / N_val > 1e-6 for any dataset here).
