@@ -43,7 +43,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from theorydl.rl import (TIMER_PARTS, DQNConfig, epsilon_at, record_policy, save_checkpoint, train_dqn)
+from theorydl.rl import (
+    TIMER_PARTS,
+    DQNConfig,
+    epsilon_at,
+    record_policy,
+    save_checkpoint,
+    train_dqn,
+)
 
 PAPER_STEPS = 5_000_000
 #: Parts of a learning step that run on the CPU whatever the device (``TIMER_PARTS``).

@@ -97,9 +97,9 @@ def environment(device: torch.device, args) -> dict:
 
 
 def parity(device: torch.device, args) -> dict:
-    from theorydl.studies.ib.binning import binned_information, fixed_edges
     from theorydl.nn import Adam, init_stack, train_stack
     from theorydl.rl.dqn import DQNConfig, allow_tf32, build_network
+    from theorydl.studies.ib.binning import binned_information, fixed_edges
 
     X, y, Xt, yt = ib_data(torch.device("cpu"))
     out: dict[str, Any] = {}
@@ -133,10 +133,10 @@ def parity(device: torch.device, args) -> dict:
 
 
 def host_syncs(device: torch.device, args) -> dict:
-    from theorydl.studies.ib.experiment import IBConfig, train_ib_stack
+    import theorydl.nn
     from theorydl.nn import Adam, init_stack, train_stack
     from theorydl.nn.syncs import count_host_syncs
-    import theorydl.nn
+    from theorydl.studies.ib.experiment import IBConfig, train_ib_stack
 
     _, _, Xt, yt = ib_data(device)
 

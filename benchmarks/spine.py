@@ -53,9 +53,9 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from theorydl.spine.config import RayConfig, Section  # noqa: E402
 from theorydl.spine.experiment import Experiment, Unit, run_each  # noqa: E402
+from theorydl.spine.spec import TrialSpec  # noqa: E402
 from theorydl.spine.store.store import Store  # noqa: E402
 from theorydl.spine.sweep.planner import plan_trials  # noqa: E402
-from theorydl.spine.spec import TrialSpec  # noqa: E402
 
 EXPERIMENT = "spinebench"
 ROWS_PER_TRIAL = 4

@@ -92,7 +92,18 @@ from torch.func import functional_call, stack_module_state, vmap  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from theorydl.nn import (SGD, Adam, Arrays, data_generator, init_mlp, init_modules, init_stack, resolve_device, seeded, train)
+from theorydl.nn import (
+    SGD,
+    Adam,
+    Arrays,
+    data_generator,
+    init_mlp,
+    init_modules,
+    init_stack,
+    resolve_device,
+    seeded,
+    train,
+)
 
 IB_SIZES = (12, 10, 7, 5, 4, 3, 2)
 IB_SAMPLES = 4096

@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from theorydl.spine.config import read_yaml  # noqa: E402
 from theorydl.params import load_params  # noqa: E402
+from theorydl.spine.config import read_yaml  # noqa: E402
 from theorydl.studies.width.experiment import Width, train_width_stack  # noqa: E402
 
 

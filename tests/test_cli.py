@@ -68,8 +68,8 @@ def test_status_counts_the_cache(repo_root, tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     assert main(["-p", str(path), "status", "census"]) == 0
     out = capsys.readouterr().out
-    from theorydl.spine import registry
     from theorydl.params import load_params
+    from theorydl.spine import registry
 
     census = registry.get("census")
     asked = len(census.trials(census.config(load_params(path))))

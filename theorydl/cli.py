@@ -22,8 +22,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from theorydl.spine.config import ConfigError
 from theorydl.params import load_params
+from theorydl.spine.config import ConfigError
 
 __all__ = ["main"]
 
@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(name)s: %(message)s", stream=sys.stderr)
-    from theorydl.spine import registry
     from theorydl import stages
+    from theorydl.spine import registry
     from theorydl.spine.experiment import StageError
 
     if args.command == "profile":

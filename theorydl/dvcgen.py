@@ -39,11 +39,11 @@ from typing import Any
 
 import yaml
 
-from theorydl.spine import registry
 from theorydl import stages
-from theorydl.spine.config import ConfigError, read_yaml
 from theorydl.params import parse_params
 from theorydl.report.html import embeds
+from theorydl.spine import registry
+from theorydl.spine.config import ConfigError, read_yaml
 from theorydl.spine.store.store import write_text_atomic
 
 __all__ = ["render", "code_deps", "imported_files", "main"]

@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from theorydl.spine import registry
-from theorydl.spine.config import (BASE_SECTIONS, ConfigError, Params, Section, merge, read_yaml, validate_params)
+from theorydl.spine.config import (
+    BASE_SECTIONS,
+    ConfigError,
+    Params,
+    Section,
+    merge,
+    read_yaml,
+    validate_params,
+)
 
 __all__ = ["ConfigError", "Params", "sections", "parse_params", "load_params", "apply_profile"]
 

@@ -19,8 +19,19 @@ import numpy as np
 import pytest
 
 from theorydl.data import vision
-from theorydl.data.vision import (ChecksumMismatch, DatasetUnavailable, VisionData, download, load, load_npz, prepare, read_cifar10_binary, read_idx, save_npz, stratified_choice)
-
+from theorydl.data.vision import (
+    ChecksumMismatch,
+    DatasetUnavailable,
+    VisionData,
+    download,
+    load,
+    load_npz,
+    prepare,
+    read_cifar10_binary,
+    read_idx,
+    save_npz,
+    stratified_choice,
+)
 
 # ------------------------------------------------------------------------ fakes
 

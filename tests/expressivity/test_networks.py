@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from theorydl.expressivity import KNOWN_COUNTS, input_patterns
-from theorydl.expressivity.networks import (count_formulas, count_network, formula_layers, network_shards, npn_classes, parse_network, realized_count)
+from theorydl.expressivity.networks import (
+    count_formulas,
+    count_network,
+    formula_layers,
+    network_shards,
+    npn_classes,
+    parse_network,
+    realized_count,
+)
 
 
 def _integer_units(n_in: int, w: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from theorydl.expressivity import (ARCHITECTURES, KNOWN_COUNTS, ThresholdCount, count_realizable, count_threshold, input_patterns, is_threshold, is_unate, n_functions, threshold_mask, threshold_tables_by_weights, truth_tables)
+from theorydl.expressivity import (
+    ARCHITECTURES,
+    KNOWN_COUNTS,
+    ThresholdCount,
+    count_realizable,
+    count_threshold,
+    input_patterns,
+    is_threshold,
+    is_unate,
+    n_functions,
+    threshold_mask,
+    threshold_tables_by_weights,
+    truth_tables,
+)
 from theorydl.expressivity import threshold as threshold_module
 
 

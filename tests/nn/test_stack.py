@@ -9,7 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from theorydl.nn import (ACTIVATIONS, SGD, Adam, data_generator, init_mlp, init_stack, max_stack_size, resolve_device, train_stack)
+from theorydl.nn import (
+    ACTIVATIONS,
+    SGD,
+    Adam,
+    data_generator,
+    init_mlp,
+    init_stack,
+    max_stack_size,
+    resolve_device,
+    train_stack,
+)
 from theorydl.nn.stack import _BACKWARD_FROM_OUTPUT, _affine_act
 
 F64 = torch.float64

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from theorydl.studies.ib.binning import adaptive_edges, binned_information, fixed_edges
-from theorydl.studies.ib.kde import kde_information
-from theorydl.studies.ib import binning, kde
 from theorydl.nn import SGD, Adam, Arrays, Stream, init_modules, init_stack, train, train_stack
 from theorydl.nn.syncs import count_host_syncs
+from theorydl.studies.ib import binning, kde
+from theorydl.studies.ib.binning import adaptive_edges, binned_information, fixed_edges
+from theorydl.studies.ib.kde import kde_information
 
 
 def test_counter_sees_each_kind_of_sync():

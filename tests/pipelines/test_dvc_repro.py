@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from dvcwork import FAKE_KEY, all_content as _all_content, content as _content
-from dvcwork import differences as _differences, explain as _explain
-from dvcwork import make_workspace, sh as _sh, stages as _stages
+from dvcwork import FAKE_KEY, make_workspace
+from dvcwork import all_content as _all_content
+from dvcwork import content as _content
+from dvcwork import differences as _differences
+from dvcwork import explain as _explain
+from dvcwork import sh as _sh
+from dvcwork import stages as _stages
 
 pytestmark = pytest.mark.slow
 

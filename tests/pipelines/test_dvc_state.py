@@ -17,7 +17,6 @@ import time
 
 import pyarrow.compute as pc
 import pytest
-
 from dvcwork import all_content, differences, explain, kill_tree, make_workspace, set_store, sh
 
 pytestmark = pytest.mark.slow

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from theorydl.spine import registry
 from theorydl import stages
-from theorydl.spine.config import Section, merge, read_yaml
 from theorydl.params import load_params
+from theorydl.spine import registry
+from theorydl.spine.config import Section, merge, read_yaml
 from theorydl.spine.sweep.executor import ExecutionSummary
 from theorydl.spine.sweep.worker import run_unit_on_worker
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from theorydl.spine import registry
 from theorydl.params import load_params
 from theorydl.report.html import build_report, claims_table
+from theorydl.spine import registry
 
 FAKE = [
     ("census", "threshold_n4", {

@@ -28,7 +28,14 @@ pytest.importorskip("wandb")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from theorydl.report.wandb_mirror import (WandbSettings, mirror_stage, mirror_trials, redact, stage_run_id, trial_run_id)
+from theorydl.report.wandb_mirror import (
+    WandbSettings,
+    mirror_stage,
+    mirror_trials,
+    redact,
+    stage_run_id,
+    trial_run_id,
+)
 
 FAKE_KEY = "x" * 40
 

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from theorydl.rl import (DQNConfig, QNetwork, ReplayBuffer, build_network, epsilon_at, torch_threads, train_dqn)
+from theorydl.rl import (
+    DQNConfig,
+    QNetwork,
+    ReplayBuffer,
+    build_network,
+    epsilon_at,
+    torch_threads,
+    train_dqn,
+)
 
 
 def test_network_shapes_and_hidden_feeds_the_head():

@@ -9,7 +9,13 @@ import pyarrow as pa
 import pytest
 import torch
 
-from theorydl.rl import (Recording, build_network, record_policy, recording_from_arrow, recording_to_arrow)
+from theorydl.rl import (
+    Recording,
+    build_network,
+    record_policy,
+    recording_from_arrow,
+    recording_to_arrow,
+)
 
 
 @pytest.fixture(scope="module")

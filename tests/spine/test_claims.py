@@ -8,9 +8,17 @@ import pytest
 from pydantic import Field
 
 from theorydl.spine import registry
-from theorydl.spine.experiment import Analysis, Experiment
+from theorydl.spine.claims import (
+    NOT_CHECKABLE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Claim,
+    check_claims,
+    evaluate_claim,
+    measure,
+)
 from theorydl.spine.config import Paths, Section, merge, read_yaml
-from theorydl.spine.claims import (NOT_CHECKABLE, NOT_REPRODUCED, REPRODUCED, Claim, check_claims, evaluate_claim, measure)
+from theorydl.spine.experiment import Analysis, Experiment
 
 
 class _Sub(Section):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from theorydl.spine.config import ConfigError, merge, read_yaml
 from theorydl.params import load_params, parse_params
+from theorydl.spine.config import ConfigError, merge, read_yaml
 
 
 @pytest.fixture

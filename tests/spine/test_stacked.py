@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import Field
 
-from theorydl.spine.stacked import StackedExperiment, StackResources, log_spaced
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.stacked import StackedExperiment, StackResources, log_spaced
 
 
 class ToyConfig(StackResources):

@@ -16,7 +16,21 @@ Threshold networks (``net-k1-...-kL``) and AND/OR/NOT formulas are counted exact
 :mod:`theorydl.expressivity.networks` (N <= 4).
 """
 
-from theorydl.expressivity.threshold import (ARCHITECTURES, KNOWN_COUNTS, MAX_N, ThresholdCount, count_realizable, count_threshold, input_patterns, is_threshold, is_unate, n_functions, threshold_mask, threshold_tables_by_weights, truth_tables)
+from theorydl.expressivity.threshold import (
+    ARCHITECTURES,
+    KNOWN_COUNTS,
+    MAX_N,
+    ThresholdCount,
+    count_realizable,
+    count_threshold,
+    input_patterns,
+    is_threshold,
+    is_unate,
+    n_functions,
+    threshold_mask,
+    threshold_tables_by_weights,
+    truth_tables,
+)
 
 __all__ = [
     "ARCHITECTURES",

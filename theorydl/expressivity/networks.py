@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theorydl.expressivity.threshold import _check_n, n_functions, threshold_mask, truth_tables
+from theorydl.expressivity.threshold import n_functions, threshold_mask, truth_tables
 
 __all__ = ["NET_MAX_N", "NetworkCount", "count_formulas", "count_network", "formula_layers",
            "network_shards", "npn_classes", "parse_network", "realized_count",

@@ -43,7 +43,23 @@ from theorydl.nn.losses import LOSSES, CrossEntropy, Hinge, MultiHinge, Squared
 from theorydl.nn.modules import ModuleStack, init_modules, module_bytes, seeded, straight_through
 from theorydl.nn.norms import error_rate, frobenius_norms, l2_path_norm, margin, spectral_norms
 from theorydl.nn.pathsgd import PathSGD, bias_scales, path_norm, path_scales, unit_scales
-from theorydl.nn.stack import (ACTIVATIONS, DATA_SEED_OFFSET, SGD, Adam, OptimizerState, Stack, TrainResult, data_generator, epoch_permutation, init_mlp, init_stack, max_stack_size, mlp_bytes, resolve_device, train_stack)
+from theorydl.nn.stack import (
+    ACTIVATIONS,
+    DATA_SEED_OFFSET,
+    SGD,
+    Adam,
+    OptimizerState,
+    Stack,
+    TrainResult,
+    data_generator,
+    epoch_permutation,
+    init_mlp,
+    init_stack,
+    max_stack_size,
+    mlp_bytes,
+    resolve_device,
+    train_stack,
+)
 
 __all__ = [
     "Arrays",

@@ -23,7 +23,15 @@ from torch import Tensor
 
 # Re-exported here, where they lived before the engine: the data order, the gradient
 # moments and the optimisers are the engine's (theorydl.nn.engine, theorydl.nn.optim).
-from theorydl.nn.engine import (DATA_SEED_OFFSET, Arrays, Hook, Period, _GradMoments, data_generator, epoch_permutation, train)
+from theorydl.nn.engine import (
+    DATA_SEED_OFFSET,
+    Arrays,
+    Hook,
+    Period,
+    data_generator,
+    epoch_permutation,
+    train,
+)
 from theorydl.nn.losses import Loss, get_loss, loss_backward
 from theorydl.nn.optim import SGD, Adam, OptimizerState  # noqa: F401
 

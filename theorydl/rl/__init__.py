@@ -25,10 +25,37 @@ Importing this package does not import MinAtar (whose import pulls in matplotlib
 seaborn, a few seconds) nor gymnasium / ale-py; building an environment does.
 """
 
-from theorydl.rl.checkpoint import (CHECKPOINT_FORMAT, Checkpoint, CheckpointError, load_checkpoint, save_checkpoint)
-from theorydl.rl.dqn import (TIMER_COUNTS, TIMER_PARTS, DQNConfig, QNetwork, ReplayBatch, ReplayBuffer, TrainOutput, build_network, env_from_config, epsilon_at, resolve_device, seed_streams, torch_threads, train_dqn)
+from theorydl.rl.checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from theorydl.rl.dqn import (
+    TIMER_COUNTS,
+    TIMER_PARTS,
+    DQNConfig,
+    QNetwork,
+    ReplayBatch,
+    ReplayBuffer,
+    TrainOutput,
+    build_network,
+    env_from_config,
+    epsilon_at,
+    resolve_device,
+    seed_streams,
+    torch_threads,
+    train_dqn,
+)
 from theorydl.rl.envs import BACKENDS, MINATAR_GAMES, AtariEnv, Env, MinAtarEnv, make_env
-from theorydl.rl.record import (RECORDING_FORMAT, Recording, record_policy, recording_from_arrow, recording_to_arrow)
+from theorydl.rl.record import (
+    RECORDING_FORMAT,
+    Recording,
+    record_policy,
+    recording_from_arrow,
+    recording_to_arrow,
+)
 
 __all__ = [
     "BACKENDS",

@@ -20,7 +20,14 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from theorydl.rl.dqn import (DQNConfig, allow_tf32, build_network, env_from_config, resolve_device, torch_threads)
+from theorydl.rl.dqn import (
+    DQNConfig,
+    allow_tf32,
+    build_network,
+    env_from_config,
+    resolve_device,
+    torch_threads,
+)
 
 __all__ = ["RECORDING_FORMAT", "Recording", "record_policy", "recording_from_arrow", "recording_to_arrow"]
 

@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from theorydl.spine.config import Params, Paths, Section
 from theorydl.spine.claims import Claim, check_claims
-from theorydl.spine.store.rows import TrialResult
+from theorydl.spine.config import Params, Paths, Section
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.store.rows import TrialResult
 
 __all__ = ["Analysis", "Claim", "Experiment", "Plot", "Stage", "StageError", "STAGE_KINDS",
            "Unit", "rounded", "run_each", "utcnow", "error_text"]

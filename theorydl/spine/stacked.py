@@ -30,8 +30,8 @@ from pydantic import Field
 
 from theorydl.spine.config import Section
 from theorydl.spine.experiment import Experiment, Unit, error_text, utcnow
-from theorydl.spine.store.rows import TrialResult
 from theorydl.spine.spec import TrialSpec, canonical_json
+from theorydl.spine.store.rows import TrialResult
 
 __all__ = ["StackResources", "StackedExperiment", "finite_or_none", "log_spaced",
            "worker_device"]

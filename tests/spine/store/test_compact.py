@@ -15,9 +15,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from theorydl.spine.spec import TrialSpec
 from theorydl.spine.store.rows import TrialResult, build_table
 from theorydl.spine.store.store import Store
-from theorydl.spine.spec import TrialSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

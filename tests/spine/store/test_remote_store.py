@@ -71,9 +71,9 @@ def test_a_sweep_caches_in_s3_and_a_second_run_runs_nothing(ray_local, toy, s3_u
 def test_compaction_on_s3_keeps_every_row(s3_url):
     from datetime import datetime, timezone
 
+    from theorydl.spine.spec import TrialSpec
     from theorydl.spine.store.rows import TrialResult, build_table
     from theorydl.spine.store.store import Store
-    from theorydl.spine.spec import TrialSpec
 
     url, client = s3_url
     store = Store(url)

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from theorydl.spine.store.rows import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, TrialResult, build_table
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.store.rows import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, TrialResult, build_table
 
 T = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SPEC = TrialSpec("e", 1, {"width": 8, "act": "tanh", "fixed": 3}, seed=2, swept=("width", "act"))

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from theorydl.spine.spec import TrialSpec
 from theorydl.spine.store.rows import TrialResult, build_table
 from theorydl.spine.store.store import Store, write_table_atomic
-from theorydl.spine.spec import TrialSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 PROV = {"git_sha": "abc", "git_dirty": False, "hostname": "h", "node_id": "n"}

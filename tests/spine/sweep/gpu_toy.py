@@ -44,7 +44,6 @@ class GpuToy(Experiment):
 
     def run_unit(self, unit: Unit, cfg: GpuToyConfig):
         import os
-
         import time
         from pathlib import Path
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from theorydl.spine.sweep.planner import plan_trials
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.sweep.planner import plan_trials
 
 SPECS = [TrialSpec("e", 1, {"x": i}) for i in range(5)]
 STORED = {SPECS[0].id: "ok", SPECS[1].id: "failed", SPECS[2].id: "diverged"}

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 
+from theorydl.spine.spec import TrialSpec
 from theorydl.spine.store.rows import TrialResult, build_table
 from theorydl.spine.store.store import Store
 from theorydl.spine.sweep.executor import _Writer
 from theorydl.spine.sweep.progress import SweepProgress
-from theorydl.spine.spec import TrialSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

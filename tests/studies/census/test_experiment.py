@@ -8,10 +8,10 @@ import json
 import pyarrow as pa
 import pytest
 
+from theorydl.expressivity import n_functions
 from theorydl.spine.experiment import Unit
 from theorydl.studies.census.analysis import CensusIncomplete, census_table
 from theorydl.studies.census.experiment import Census, CensusConfig
-from theorydl.expressivity import n_functions
 
 
 def _cfg(tmp_path, **kw):

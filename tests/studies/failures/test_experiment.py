@@ -13,13 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from theorydl.spine.config import ConfigError, read_yaml
-from theorydl.studies.failures.experiment import Failures
-from theorydl.studies.failures import learners, tasks
-from theorydl.studies.failures.learners import ExpectedReward, TupleHinge, _StepNet
 from theorydl.nn.modules import straight_through
 from theorydl.params import load_params
+from theorydl.spine.config import ConfigError, read_yaml
 from theorydl.spine.store.rows import build_table
+from theorydl.studies.failures import learners, tasks
+from theorydl.studies.failures.experiment import Failures
+from theorydl.studies.failures.learners import ExpectedReward, TupleHinge, _StepNet
 
 
 def _params_with(repo_root, **failures):

@@ -1,6 +1,6 @@
-"""The gating and sharing experiments: params errors naming the key, the choice of lr and
-alpha on validation, and both test profiles end to end (the models' maths is tested in
-tests/gating)."""
+"""The gating experiment: params errors naming the key, the choice of lr and alpha on
+validation, and the test profile end to end (the models' maths is tested in
+test_galu.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from theorydl.spine.config import ConfigError
-from theorydl.studies.gating.experiment import Gating, generalise_arrays
 from theorydl.studies.gating.analysis import generalise_choice
+from theorydl.studies.gating.experiment import Gating, generalise_arrays
 
 
 @pytest.mark.parametrize("sections, needle", [

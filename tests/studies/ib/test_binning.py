@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from theorydl.studies.ib.binning import (
+    adaptive_edges,
+    bin_indices,
+    binned_information,
+    binned_information_reference,
+    fixed_edges,
+)
 from theorydl.studies.ib.dataset import all_patterns, binary_entropy_bits, labels
-from theorydl.studies.ib.binning import (adaptive_edges, bin_indices, binned_information, binned_information_reference, fixed_edges)
 
 X = torch.from_numpy(all_patterns())  # (4096, 12) in {0, 1}
 Y_NP, _ = labels(all_patterns())

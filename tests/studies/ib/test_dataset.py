@@ -5,7 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from theorydl.studies.ib.dataset import (N_PATTERNS, all_patterns, binary_entropy_bits, icosahedral_rotations, icosahedron_vertices, label_invariant, labels, load_ib_dataset, make_ib_dataset, pattern_index, save_ib_dataset, split)
+from theorydl.studies.ib.dataset import (
+    N_PATTERNS,
+    all_patterns,
+    binary_entropy_bits,
+    icosahedral_rotations,
+    icosahedron_vertices,
+    label_invariant,
+    labels,
+    load_ib_dataset,
+    make_ib_dataset,
+    pattern_index,
+    save_ib_dataset,
+    split,
+)
 
 
 def test_vertices_form_a_regular_icosahedron():

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from theorydl.spine.config import merge, read_yaml
 from theorydl.params import load_params
-from theorydl.studies.ib.experiment import IB, IBConfig, log_epochs, train_ib_stack
+from theorydl.spine.config import merge, read_yaml
 from theorydl.spine.store.rows import TrialResult, build_table
+from theorydl.studies.ib.experiment import IB, IBConfig, log_epochs, train_ib_stack
 
 
 @pytest.fixture
@@ -155,8 +155,8 @@ def test_data_stage_and_its_check(cfg):
     ({"data": {"train_fraction": 1.5}}, "ib.data.train_fraction"),
 ])
 def test_bad_ib_params(repo_root, patch, key):
-    from theorydl.spine.config import ConfigError
     from theorydl.params import parse_params
+    from theorydl.spine.config import ConfigError
 
     data = merge(read_yaml(repo_root / "params.yaml"), {"ib": patch})
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):

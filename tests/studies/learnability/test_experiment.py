@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from theorydl.studies.learnability.experiment import Learnability, LearnabilityConfig, learned
 from theorydl.studies.learnability.analysis import LearnabilityIncomplete, group_results
+from theorydl.studies.learnability.experiment import Learnability, LearnabilityConfig, learned
 
 
 def test_learned_needs_one_seed_with_every_input_right():

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from theorydl.studies.pooling.blobs import (closedness, extreme_labels, load_blobs, make_blobs, save_blobs, symmetry)
+from theorydl.studies.pooling.blobs import (
+    closedness,
+    extreme_labels,
+    load_blobs,
+    make_blobs,
+    save_blobs,
+    symmetry,
+)
 
 
 def _disc(size: int, radius: float, cx: float, cy: float) -> np.ndarray:

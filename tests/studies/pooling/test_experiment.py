@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from theorydl.params import load_params
 from theorydl.spine.config import ConfigError, read_yaml
 from theorydl.spine.experiment import StageError
-from theorydl.studies.pooling.experiment import Pooling, PoolingConfig, task_arrays
-from theorydl.params import load_params
-from theorydl.studies.pooling.blobs import load_blobs
 from theorydl.spine.store.rows import build_table
+from theorydl.studies.pooling.blobs import load_blobs
+from theorydl.studies.pooling.experiment import Pooling, PoolingConfig, task_arrays
 
 
 def _params_with(repo_root, **pooling):

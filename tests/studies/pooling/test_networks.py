@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from theorydl.nn import init_modules, seeded
-from theorydl.studies.pooling.networks import (ConvAC, ReLUNet, build_network, log_conv1x1, log_product_pool, mirror_permute, mirror_windows)
+from theorydl.studies.pooling.networks import (
+    ConvAC,
+    ReLUNet,
+    build_network,
+    log_conv1x1,
+    log_product_pool,
+    mirror_permute,
+    mirror_windows,
+)
 from theorydl.studies.pooling.ranks import grid_tensor
 
 F64 = torch.float64

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from theorydl.studies.pooling.ranks import (PARTITIONS, convac_ranks, grid_tensor, partition, random_weights, separation_rank)
+from theorydl.studies.pooling.ranks import (
+    PARTITIONS,
+    convac_ranks,
+    grid_tensor,
+    partition,
+    random_weights,
+    separation_rank,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from theorydl.studies.samdp.clustering import (clustering_features, episode_ids, kmeans, select_k,
-                                               spatio_temporal_kmeans, temporal_smooth)
+from theorydl.studies.samdp.clustering import (
+    clustering_features,
+    episode_ids,
+    kmeans,
+    select_k,
+    spatio_temporal_kmeans,
+    temporal_smooth,
+)
 from theorydl.studies.samdp.criteria import inertia
 
 CENTRES = np.array([[0.0, 0.0], [4.0, 0.0], [2.0, 3.5]])

@@ -7,9 +7,16 @@ import math
 import numpy as np
 import pytest
 
+from theorydl.studies.samdp.criteria import (
+    evaluate_samdp,
+    greedy_consistency,
+    greedy_skills,
+    inertia,
+    intensity_factor,
+    transition_entropy,
+    vmse,
+)
 from theorydl.studies.samdp.model import build_samdp, transition_matrix
-from theorydl.studies.samdp.criteria import (evaluate_samdp, greedy_consistency, greedy_skills,
-                                             inertia, intensity_factor, transition_entropy, vmse)
 
 
 def test_vmse():

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from theorydl.spine.config import ConfigError, merge, read_yaml
 from theorydl.params import load_params, parse_params
+from theorydl.spine.config import ConfigError, merge, read_yaml
+from theorydl.spine.store.rows import build_table
 from theorydl.studies.samdp.experiment import SAMDPExperiment
 from theorydl.studies.samdp.recording import checkpoint_from_rows, recording_from_rows
-from theorydl.spine.store.rows import build_table
 
 
 @pytest.fixture(scope="module")

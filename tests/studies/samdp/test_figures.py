@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from theorydl.studies.samdp.figures import (
+    plot_cluster_frames,
+    plot_criteria,
+    plot_embedding,
+    plot_samdp_graph,
+)
 from theorydl.studies.samdp.model import build_samdp
-from theorydl.studies.samdp.figures import (plot_cluster_frames, plot_criteria, plot_embedding,
-                                            plot_samdp_graph)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from theorydl.studies.samdp.model import (TERMINAL, build_samdp, merge_short_runs, samdp_values,
-                                          segment_runs, skill_instances, transition_matrix)
 from theorydl.studies.samdp.criteria import vmse
+from theorydl.studies.samdp.model import (
+    TERMINAL,
+    build_samdp,
+    merge_short_runs,
+    samdp_values,
+    segment_runs,
+    skill_instances,
+    transition_matrix,
+)
 
 GAMMA = 0.5
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from theorydl.studies.sharing.teacher import PatchNet, Teacher, feature_moments
 from theorydl.nn import Squared, init_modules
+from theorydl.studies.sharing.teacher import PatchNet, Teacher, feature_moments
 
 
 def test_shared_weight_gets_the_summed_gradient_of_its_tied_positions():

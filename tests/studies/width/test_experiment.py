@@ -12,13 +12,20 @@ import pyarrow as pa
 import pytest
 import torch
 
-from theorydl.spine.config import ConfigError, read_yaml
-from theorydl.params import load_params
-from theorydl.spine.experiment import StageError
-from theorydl.studies.width.experiment import (Width, WidthConfig, search_scores, study_key, train_width_stack, unbalance_stack)
 from theorydl.nn import init_stack
 from theorydl.nn.pathsgd import path_norm
+from theorydl.params import load_params
+from theorydl.spine.config import ConfigError, read_yaml
+from theorydl.spine.experiment import StageError
 from theorydl.spine.store.rows import build_table
+from theorydl.studies.width.experiment import (
+    Width,
+    WidthConfig,
+    search_scores,
+    study_key,
+    train_width_stack,
+    unbalance_stack,
+)
 
 
 @pytest.fixture

@@ -27,11 +27,11 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

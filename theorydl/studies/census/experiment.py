@@ -31,11 +31,19 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 from pydantic import Field, field_validator
 
-from theorydl.spine.config import (Params, Paths, Section, data_file, figure_file, plot_file, result_file)
-from theorydl.spine.experiment import Claim, Experiment, Plot, Stage, StageError, Unit, run_each
 from theorydl.expressivity import KNOWN_COUNTS, MAX_N
-from theorydl.spine.store.store import write_table_atomic
+from theorydl.spine.config import (
+    Params,
+    Paths,
+    Section,
+    data_file,
+    figure_file,
+    plot_file,
+    result_file,
+)
+from theorydl.spine.experiment import Claim, Experiment, Plot, Stage, StageError, Unit, run_each
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.store.store import write_table_atomic
 from theorydl.studies.census.machines import FORMULAS
 
 __all__ = ["Census", "CensusConfig"]
@@ -158,7 +166,6 @@ class Census(Experiment):
 
     def trials(self, cfg: CensusConfig) -> list[TrialSpec]:
         from theorydl.expressivity import n_functions
-
         from theorydl.expressivity.networks import network_shards, parse_network
 
         specs = []
@@ -190,8 +197,7 @@ class Census(Experiment):
                 for t in trials]
 
     def run_unit(self, unit: Unit, cfg: CensusConfig):
-        from theorydl.expressivity import n_functions
-        from theorydl.expressivity import count_realizable
+        from theorydl.expressivity import count_realizable, n_functions
         from theorydl.expressivity.networks import count_formulas, count_network, parse_network
 
         def one(spec: TrialSpec) -> list[dict[str, Any]]:

@@ -36,8 +36,8 @@ from pydantic import Field, field_validator, model_validator
 
 from theorydl.spine.config import Paths, Section, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage
-from theorydl.spine.stacked import StackedExperiment, StackResources
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.stacked import StackedExperiment, StackResources
 
 __all__ = ["Failures", "FailuresConfig", "FAMILIES"]
 

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from theorydl.spine.stacked import finite_or_none, log_spaced
-from theorydl.studies.failures import tasks
 from theorydl.nn import SGD, Adam, Hook, Period, Stream, init_modules, init_stack, train
 from theorydl.nn.engine import data_generator
 from theorydl.nn.losses import Loss
 from theorydl.nn.modules import straight_through
+from theorydl.spine.stacked import finite_or_none, log_spaced
+from theorydl.studies.failures import tasks
 
 __all__ = ["Record", "TupleHinge", "train_parity", "parity_variance", "train_conditioning",
            "train_flat", "train_lines", "train_stocks", "ExpectedReward", "EVAL_SEED",

@@ -24,7 +24,6 @@ MEMORISE_NETWORKS = ("galu_ls", "galu", "relu", "linear")
 GENERALISE_NETWORKS = ("relu", "galu", "linear")
 
 
-
 def _final(df: pd.DataFrame, study: str) -> pd.DataFrame:
     if "study" not in df:
         return df.iloc[0:0]

@@ -10,8 +10,8 @@ Two studies, one train stage (``study`` in each trial's config):
 
 * **memorise**: x ~ N(0, I_d), y ~ N(0, 1), m points, for every (m, d, kd/m) of the grid
   (k = ratio m / d). GaLU least squares in closed form
-  (:func:`theorydl.studies.gating.galu_least_squares`, batched over the stack's models), and
-  GaLU, ReLU and linear networks (:class:`theorydl.studies.gating.GatedNet`: k hidden units, a
+  (:func:`theorydl.studies.gating.galu.galu_least_squares`, batched over the stack's models), and
+  GaLU, ReLU and linear networks (:class:`theorydl.studies.gating.galu.GatedNet`: k hidden units, a
   linear readout, no biases, as the original) trained by the engine on the squared
   loss. The training loss (mean squared error over the m points) against kd/m is
   compared with the published values at kd/m = 0.25, 0.5, 0.75, 1.
@@ -38,16 +38,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from theorydl.spine.config import Params, Paths, Section, data_file, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
-from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
 from theorydl.spine.spec import TrialSpec
-from theorydl.studies.gating.published import (MEMORISE_TOLERANCE, MNIST_TOLERANCE,
-                                               PUBLISHED_MEMORISE, PUBLISHED_MNIST_K96,
-                                               PUBLISHED_RATIOS, ratio_key)
+from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
+from theorydl.studies.gating.published import (
+    MEMORISE_TOLERANCE,
+    MNIST_TOLERANCE,
+    PUBLISHED_MEMORISE,
+    PUBLISHED_MNIST_K96,
+    PUBLISHED_RATIOS,
+    ratio_key,
+)
 
 __all__ = ["Gating", "GatingConfig", "memorise_data", "pca_whiten", "ratio_key"]
 
@@ -419,8 +423,8 @@ class Gating(StackedExperiment):
     def _memorise(self, trials, c, device):
         import torch
 
-        from theorydl.studies.gating.galu import galu_least_squares
         from theorydl.nn import Arrays, evaluate, init_modules, train
+        from theorydl.studies.gating.galu import galu_least_squares
 
         x, y = memorise_data(c["m"], c["d"], c["data_index"])
         X, Y = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)

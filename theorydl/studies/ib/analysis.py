@@ -28,9 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-
 import pandas as pd
+import pyarrow as pa
 
 from theorydl.spine.experiment import Analysis
 

@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from theorydl.spine.config import Params, Paths, Section, data_file, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
-from theorydl.spine.stacked import (StackedExperiment, StackResources, finite_or_none, log_spaced, worker_device)
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.stacked import (
+    StackedExperiment,
+    StackResources,
+    finite_or_none,
+    log_spaced,
+    worker_device,
+)
 
 __all__ = ["IB", "IBConfig", "log_epochs"]
 
@@ -343,11 +348,11 @@ def train_ib_stack(trials, cfg: IBConfig, device=None) -> tuple[list[tuple[str, 
     """
     import torch
 
-    from theorydl.studies.ib.dataset import make_ib_dataset
-    from theorydl.studies.ib.binning import adaptive_edges, binned_information, fixed_edges
-    from theorydl.studies.ib import binning
-    from theorydl.studies.ib.kde import kde_information
     from theorydl.nn import SGD, Adam, init_stack, train_stack
+    from theorydl.studies.ib import binning
+    from theorydl.studies.ib.binning import adaptive_edges, binned_information, fixed_edges
+    from theorydl.studies.ib.dataset import make_ib_dataset
+    from theorydl.studies.ib.kde import kde_information
 
     first = trials[0].config
     device = worker_device(cfg.device) if device is None else device

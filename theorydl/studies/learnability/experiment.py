@@ -30,20 +30,17 @@ measuring, and there is no held-out data (the full truth table is the task).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator
 
-from theorydl.spine.config import Params, Paths, Section, figure_file, plot_file, result_file
+from theorydl.spine.config import Paths, figure_file, plot_file, result_file
 from theorydl.spine.experiment import Claim, Plot, Stage
-from theorydl.spine.stacked import StackedExperiment, StackResources, StackRows
-from theorydl.spine.store.store import write_text_atomic
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.stacked import StackedExperiment, StackResources, StackRows
 from theorydl.studies.learnability.architectures import architecture_name
 
 __all__ = ["Learnability", "LearnabilityConfig", "learned", "architecture_name"]

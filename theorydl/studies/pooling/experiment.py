@@ -30,10 +30,18 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from theorydl.spine.config import (Params, Paths, Section, data_file, figure_file, plot_file, result_file)
+from theorydl.spine.config import (
+    Params,
+    Paths,
+    Section,
+    data_file,
+    figure_file,
+    plot_file,
+    result_file,
+)
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
-from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
 
 __all__ = ["Pooling", "PoolingConfig", "train_pooling_stack"]
 

@@ -37,9 +37,9 @@ METHODS = ("spatiotemporal", "plain")
 def criteria_by_k(rec: dict[str, np.ndarray], features: np.ndarray, cfg, gamma: float,
                   seed: int) -> tuple[list[dict[str, Any]], dict]:
     """Criteria rows (method, k, criteria...) and the fitted SAMDPs keyed (method, k)."""
-    from theorydl.studies.samdp.model import build_samdp
-    from theorydl.studies.samdp.criteria import evaluate_samdp
     from theorydl.studies.samdp.clustering import kmeans, spatio_temporal_kmeans
+    from theorydl.studies.samdp.criteria import evaluate_samdp
+    from theorydl.studies.samdp.model import build_samdp
 
     a = cfg.analysis
     rows, models = [], {}

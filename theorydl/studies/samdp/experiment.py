@@ -25,9 +25,9 @@ from pydantic import Field, field_validator
 
 from theorydl.spine.config import Paths, Section, figure_dir, plot_file
 from theorydl.spine.experiment import Claim, Experiment, Plot, Stage, Unit, run_each, utcnow
+from theorydl.spine.spec import TrialSpec
 from theorydl.spine.stacked import worker_device
 from theorydl.spine.store.rows import TrialResult
-from theorydl.spine.spec import TrialSpec
 from theorydl.studies.samdp.recording import checkpoint_from_rows, recording_from_rows
 
 __all__ = ["SAMDPExperiment", "SAMDPConfig", "recording_from_rows", "checkpoint_from_rows"]

@@ -2,5 +2,5 @@
 
 Shalev-Shwartz, Shamir & Shammah, "Weight Sharing is Crucial to Successful Optimization"
 (2017), as a proxy built on its stated claims. Science module: ``teacher`` (``PatchNet``,
-the teacher and its targets). Notes in its README.md.
+the teacher, its targets and their metrics keys). Notes in its README.md.
 """

@@ -36,7 +36,7 @@ def analyze(table: pa.Table, cfg) -> Analysis:
 
 def sharing_metrics(agg: pd.DataFrame) -> dict[str, Any]:
     """Per target label: shared and unshared mean relative held-out loss (and std), and
-    for the blends shared_over_unshared."""
+    shared_over_unshared where both are there (the claims read it for the blends)."""
     out: dict[str, Any] = {}
     for label, g in agg.groupby("target_label"):
         entry: dict[str, Any] = {}

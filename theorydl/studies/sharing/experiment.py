@@ -18,20 +18,14 @@ Run it: ``dvc repro sharing_analyze``.
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
-import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from theorydl.spine.config import Params, Paths, figure_file, plot_file
+from theorydl.spine.config import Paths, figure_file, plot_file
 from theorydl.spine.experiment import Claim, Plot, Stage
-from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
-from theorydl.spine.store.store import write_text_atomic
 from theorydl.spine.spec import TrialSpec
+from theorydl.spine.stacked import StackedExperiment, StackResources, finite_or_none
 from theorydl.studies.sharing.teacher import blend_key, target_label
 
 __all__ = ["Sharing", "SharingConfig"]
@@ -185,8 +179,8 @@ class Sharing(StackedExperiment):
     def run_stack(self, trials, cfg: SharingConfig, device):
         import torch
 
-        from theorydl.studies.sharing.teacher import Teacher
         from theorydl.nn import SGD, Adam, Stream, evaluate, init_modules, train
+        from theorydl.studies.sharing.teacher import Teacher
 
         c = trials[0].config
         teacher = Teacher.random(c["n"], c["teacher_seed"], c["sigma"], c["beta"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from theorydl.plotting import pyplot, save_figure
 
 __all__ = ["draw", "sharing_curves", "sharing_final"]

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PatchNet", "Teacher", "feature_moments", "SIGMAS"]
+__all__ = ["PatchNet", "Teacher", "blend_key", "feature_moments", "target_label", "SIGMAS"]
 
 SIGMAS = {"tanh": torch.tanh, "relu": torch.relu}
 _NP_SIGMAS = {"tanh": np.tanh, "relu": lambda t: np.maximum(t, 0.0)}

@@ -18,7 +18,6 @@ Definitions (means and standard deviations are over seeds):
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 

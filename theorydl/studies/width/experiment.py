@@ -41,11 +41,25 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from theorydl.spine.config import (Params, Paths, Section, data_file, figure_file, plot_file, result_file)
+from theorydl.spine.config import (
+    Params,
+    Paths,
+    Section,
+    data_file,
+    figure_file,
+    plot_file,
+    result_file,
+)
 from theorydl.spine.experiment import Claim, Plot, Stage, StageError
-from theorydl.spine.stacked import (StackedExperiment, StackResources, finite_or_none, log_spaced, worker_device)
-from theorydl.spine.store.store import write_text_atomic
 from theorydl.spine.spec import TrialSpec, canonical_json
+from theorydl.spine.stacked import (
+    StackedExperiment,
+    StackResources,
+    finite_or_none,
+    log_spaced,
+    worker_device,
+)
+from theorydl.spine.store.store import write_text_atomic
 
 __all__ = ["Width", "WidthConfig", "unbalance_stack", "study_key"]
 
