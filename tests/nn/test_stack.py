@@ -233,7 +233,7 @@ def test_gradient_statistics_match_brute_force(data, batch_size):
 def test_gradient_moments_survive_large_mean_in_float32():
     # |mean| / std = 1e5: the unshifted sum-of-squares formula loses every digit of the
     # variance in float32; the shifted one must not.
-    from theorydl.nn.stack import _GradMoments
+    from theorydl.nn.engine import _GradMoments
 
     gen = torch.Generator().manual_seed(0)
     steps = 100 + torch.randn(16, 2, 3, 4, generator=gen, dtype=F64) * 1e-3

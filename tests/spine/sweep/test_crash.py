@@ -25,7 +25,8 @@ DRIVER = textwrap.dedent("""
     import json, logging, sys
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     import toy
-    from theorydl import experiments, stages
+    from theorydl import stages
+    from theorydl.spine import registry as experiments
     from theorydl.params import parse_params
     experiments.register(toy.Toy())
     params = parse_params(json.loads(sys.argv[1]))

@@ -51,7 +51,8 @@ DRIVER = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 import gpu_toy
-from theorydl import experiments, params, stages
+from theorydl import params, stages
+from theorydl.spine import registry as experiments
 experiments.register(gpu_toy.GpuToy())
 print(json.dumps(stages.train(params.parse_params(json.loads(sys.argv[1])), "gpu_toy")))
 """
