@@ -2,5 +2,6 @@
 
 The trained counterpart of the census (Xiong, "What Really is Deep Learning Doing?"): every
 function of N inputs is a target of stacked full-batch training. The study: its
-``experiment``, ``analysis`` and ``figures`` modules; notes in its README.md.
+``experiment``, ``analysis`` and ``figures`` modules, ``architectures`` (the network names
+they share); notes in its README.md.
 """

@@ -3,9 +3,9 @@
 Reads the train stage's rows (one per trained function: ``n_success`` seeds fit it,
 ``learned``), checks that every function of every (activation, architecture, N) was
 trained exactly once, recomputes the exact expressible set of the threshold network of
-the same shape, and returns the tables, metrics, plot data and figure rows of
-:class:`theorydl.studies.learnability.experiment.LearnabilityPaths`; pure, it writes no
-file.
+the same shape, and returns the metrics, the CSV text of the ``table``, ``classes``,
+``hardest`` and ``plot`` paths, and the rows the figures draw; pure, it writes no file
+(the spine's ``Experiment.write_analysis`` does).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Analysis of the width sweep: pure functions of its train table, then the figures.
+"""Analysis of the width sweep: pure functions of its train table (the figures: ``figures``).
 
 Definitions (means and standard deviations are over seeds):
 
@@ -52,7 +52,6 @@ def aggregate(final):
         frobenius_product=("frobenius_product", "mean"), margin=("margin", "mean"),
         lr=("lr", "first"), diverged=("status", lambda s: int((s == "diverged").sum())))
     return agg.sort_values(keys).reset_index(drop=True)
-
 
 
 def _name(key: tuple, several_noise: bool) -> str:
