@@ -43,7 +43,6 @@ def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def formula_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -68,7 +67,6 @@ def formula_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def draw(result, cfg) -> None:

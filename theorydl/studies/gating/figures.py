@@ -36,7 +36,6 @@ def memorise_figure(mem, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def generalise_figure(gen, path) -> None:
@@ -55,7 +54,6 @@ def generalise_figure(gen, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def draw(result, cfg) -> None:

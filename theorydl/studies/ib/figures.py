@@ -51,7 +51,6 @@ def information_plane(curves, path) -> None:
         fig.colorbar(sc, ax=axes, shrink=0.8, label="epoch + 1 (log)")
     fig.suptitle("Information plane (layers numbered; mean over seeds)", fontsize=11)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def information_vs_epoch(curves, path) -> None:
@@ -75,7 +74,6 @@ def information_vs_epoch(curves, path) -> None:
     axes[-1][0].set_xlabel("epoch + 1", fontsize=8)
     axes[0][0].legend(fontsize=6)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def snr_figure(curves, transitions, path) -> None:
@@ -105,7 +103,6 @@ def snr_figure(curves, transitions, path) -> None:
     axes[0][0].legend(fontsize=6)
     fig.suptitle("Gradient SNR phases (dotted: detected drift-to-diffusion epoch)", fontsize=10)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def depth_figure(depth, fraction: float, path) -> None:
@@ -129,7 +126,6 @@ def depth_figure(depth, fraction: float, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def draw(result, cfg) -> None:

@@ -42,7 +42,6 @@ def expressible_figure(summary: Sequence[dict[str, Any]], path: str | Path) -> N
     axes[0][0].legend(fontsize=7)
     fig.suptitle("What threshold networks express, and what gradient descent finds")
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def classes_figure(class_rows: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -80,7 +79,6 @@ def classes_figure(class_rows: Sequence[dict[str, Any]], path: str | Path) -> No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def _grid(n: int, table: int) -> np.ndarray:
@@ -116,7 +114,6 @@ def hardest_figure(hardest: Sequence[dict[str, Any]], count: int, path: str | Pa
     fig.suptitle(f"Hardest functions of N = {n} (title: truth table, seed success; red: "
                  f"expressible, never learned)", fontsize=8)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def draw(result, cfg) -> None:

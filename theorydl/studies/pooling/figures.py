@@ -39,7 +39,6 @@ def accuracy_figure(final, path) -> None:
         ax.grid(alpha=0.3, axis="y")
         ax.legend(title="pooling", fontsize=8)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def curve_figure(curves, path) -> None:
@@ -69,7 +68,6 @@ def curve_figure(curves, path) -> None:
             ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def rank_figure(ranks, path) -> None:
@@ -101,7 +99,6 @@ def rank_figure(ranks, path) -> None:
     fig.suptitle(f"Separation ranks of random ConvACs (exact; matricisations {full}x{full})",
                  fontsize=10, y=1.03)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def blob_figure(blobs: dict, fraction: float, path, count: int = 8) -> None:
@@ -128,7 +125,6 @@ def blob_figure(blobs: dict, fraction: float, path, count: int = 8) -> None:
     ax.set_title(f"blob images (label: lowest {fraction:.0%} 0, highest {fraction:.0%} 1)",
                  fontsize=8, pad=24)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def draw(result, cfg) -> None:

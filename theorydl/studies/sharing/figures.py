@@ -30,7 +30,6 @@ def sharing_curves(curves, path) -> None:
         ax.legend(fontsize=7)
     axes.ravel()[0].set_ylabel("training loss / Var(y)")
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def sharing_final(final, path) -> None:
@@ -47,7 +46,6 @@ def sharing_final(final, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def draw(result, cfg) -> None:

@@ -51,7 +51,6 @@ def error_vs_width(agg, path) -> None:
                      f"({_first(a, 'init')} init)")
         ax.legend(fontsize=7)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def error_vs_epoch(epochs, path) -> None:
@@ -81,7 +80,6 @@ def error_vs_epoch(epochs, path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6, ncol=2)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def norms_vs_width(agg, path) -> None:
@@ -104,7 +102,6 @@ def norms_vs_width(agg, path) -> None:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def optimizers(agg, path) -> None:
@@ -133,7 +130,6 @@ def optimizers(agg, path) -> None:
         axes[0][c].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def search_figure(final, path) -> None:
@@ -166,7 +162,6 @@ def search_figure(final, path) -> None:
         ax.grid(alpha=0.3)
         fig.colorbar(sc, ax=ax, label="H")
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def draw(result, cfg) -> None:
