@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,6 +170,7 @@ def fit_stack(
     eval_chunk: int = 8192,
     on_epoch: Callable[[int, int], None] | None = None,
     loss: str | Loss = "cross_entropy",
+    hooks: Sequence[Hook] = (),
 ) -> tuple[FitResult, Stack]:
     """Train each model of ``stack`` on (X, y) until it meets the stopping rule or has run
     ``max_epochs`` epochs; returns the measures and the trained models (a new ``Stack`` in
@@ -182,7 +183,9 @@ def fit_stack(
     ``SGD``, ``Adam`` or ``PathSGD`` of ``theorydl.nn`` (per-model learning rates
     allowed); ``weight_decay``, when given, replaces the optimiser's own (L2, applied by
     the optimiser), ``dropout`` is the drop probability of hidden units during training.
-    ``on_epoch(epoch, active_models)`` is called after each epoch (a progress hook).
+    ``on_epoch(epoch, active_models)`` is called after each epoch (a progress hook);
+    ``hooks`` run after the stopping rule at the epochs they choose (a model the rule
+    stops at an epoch is still active for them at that epoch).
     Epochs count completed epochs: 0 is the initialisation.
     """
     if max_epochs < 0 or not 0.0 <= dropout < 1.0:
@@ -200,6 +203,6 @@ def fit_stack(
     fitted = stack.bind([p.detach().clone().requires_grad_() for p in stack.params],
                         range(stack.n_models))
     trained = train(fitted, Arrays(X, y), optimizer, max_epochs, loss=loss,
-                    batch_size=batch_size, hooks=[rule], dropout=dropout,
+                    batch_size=batch_size, hooks=[rule, *hooks], dropout=dropout,
                     dropout_seed=dropout_seed)
     return rule.result(trained.periods_run), fitted

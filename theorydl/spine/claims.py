@@ -142,6 +142,11 @@ def _short_of(cfg: Any, scale: Mapping[str, Any]) -> list[str]:
     return short
 
 
+def _shown(x: float) -> float:
+    """Six decimals, or six significant digits below 1 (a gap of 2e-7 is not 0)."""
+    return float(f"{x:.6g}") if abs(x) < 1 else round(x, 6)
+
+
 def evaluate_claim(claim: Claim, metrics: Mapping[str, Any], cfg: Any) -> dict[str, Any]:
     """The claim's entry: what it says, what was measured, and the verdict."""
     measured = measure(claim, metrics)
@@ -154,7 +159,7 @@ def evaluate_claim(claim: Claim, metrics: Mapping[str, Any], cfg: Any) -> dict[s
         verdict = REPRODUCED if _holds(claim, measured) else NOT_REPRODUCED
     return {"claim": claim.claim, "source": claim.source, "metric": claim.metric,
             "op": claim.op, "published": claim.published, "tolerance": claim.tolerance,
-            "measured": None if measured is None else round(measured, 6),
+            "measured": None if measured is None else _shown(measured),
             "verdict": verdict, "profile": claim.profile, "why": "; ".join(why),
             "note": claim.note}
 

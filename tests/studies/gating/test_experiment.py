@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from theorydl.spine.config import ConfigError
-from theorydl.studies.gating.analysis import generalise_choice
+from theorydl.studies.gating.analysis import generalise_choice, memorise_table
 from theorydl.studies.gating.experiment import Gating, generalise_arrays
 
 
@@ -39,6 +39,18 @@ def test_lr_and_alpha_are_chosen_on_validation_never_test():
     assert (best.lr[0], best.alpha[0], best.test_error[0]) == (0.1, 1.0, 0.30)
 
 
+def test_memorisation_loss_is_a_fraction_of_the_targets_mean_square():
+    # Two runs of one (network, kd/m): MSEs 0.4 and 0.9 on targets of mean square 0.5
+    # and 1.5 leave fractions 0.8 and 0.6; the raw MSE is kept beside them.
+    df = pd.DataFrame([{"study": "memorise", "kind": "final", "status": "ok",
+                        "network": "galu_ls", "ratio": 0.5, "train_loss": loss,
+                        "target_mean_square": ms} for loss, ms in ((0.4, 0.5), (0.9, 1.5))])
+    row = memorise_table(df).iloc[0]
+    assert row.loss == pytest.approx(0.7)
+    assert row.mse == pytest.approx(0.65)
+    assert row.n == 2
+
+
 def test_gating_test_profile_end_to_end(study_params, run_study):
     cfg, metrics = run_study(Gating(), study_params())
     assert set(metrics["memorise"]) == {"galu_ls", "galu", "relu", "linear"}
@@ -46,6 +58,7 @@ def test_gating_test_profile_end_to_end(study_params, run_study):
     # 32 points costs rank), well below kd/m = 1/2.
     ls = metrics["memorise"]["galu_ls"]
     assert ls["kd_m_100"] < 0.05 < ls["kd_m_050"]
+    assert set(metrics["memorise_mse"]["galu_ls"]) == set(ls)
     assert set(metrics["generalise"]) == {"relu", "galu"}
     assert metrics["generalise"]["galu"]["k8"]["alpha"] == 1.0
     claims = json.loads(open(cfg.paths.metrics).read())["claims"]

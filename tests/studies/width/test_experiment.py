@@ -145,15 +145,31 @@ def test_pathsgd_does_not_see_the_rescaling_but_sgd_does(cfg):
     the same network, SGD does not."""
     off = cfg.model_copy(update={"search": cfg.search.model_copy(update={"enabled": False}),
                                  "max_epochs": 3, "n_log_epochs": 2, "stop_error": None})
-    finals = {}
+    finals, rows_of = {}, {}
     for opt in ("sgd", "pathsgd"):
         specs = [s for s in Width().trials(off) if s.config["width"] == 64 and s.seed == 0
                  and s.config["optimizer"] == opt]
         out, _ = train_width_stack(specs, off)
         finals[opt] = [[r for r in rows if r["kind"] == "final"][0]["test_loss"]
                        for _, rows in out]
+        rows_of[opt] = [{**spec.config, "seed": spec.seed, "status": status, **r}
+                        for spec, (status, rows) in zip(specs, out) for r in rows]
     assert finals["pathsgd"][0] == pytest.approx(finals["pathsgd"][1], rel=1e-4)
     assert abs(finals["sgd"][0] - finals["sgd"][1]) > 1e-3
+    # As functions: the probe outputs of the two inits agree to rounding under Path-SGD,
+    # at init (same function) and after training; under SGD they drift apart.
+    import pandas as pd
+
+    from theorydl.studies.width.analysis import output_gaps
+    from theorydl.studies.width.experiment import OUTPUT_GAP_TOLERANCE, PROBE_SAMPLES
+
+    df = pd.DataFrame(rows_of["sgd"] + rows_of["pathsgd"])
+    probes = df[df.kind == "epoch"].probe_outputs
+    assert all(len(p) == PROBE_SAMPLES * 10 for p in probes)
+    gaps = output_gaps(df)
+    assert gaps["pathsgd"] <= OUTPUT_GAP_TOLERANCE < 1e-2 < gaps["sgd"]
+    at_init = output_gaps(df[df.epoch == 0])
+    assert at_init["sgd"] < 1e-5 and at_init["pathsgd"] < 1e-5
 
 
 def _run_in_process(exp, cfg, calls, cache=None):
@@ -255,6 +271,9 @@ def test_analysis_outputs(cfg):
         assert m["interpolation_width"] == expect and m["largest_width"] == 64
         assert m["test_error_at_largest"] == pytest.approx(g.test_error.iloc[-1], abs=1e-6)
     assert "pathsgd_vs_sgd_at_largest_width" in metrics
+    assert set(metrics["rescaling_output_gap"]) == set(off.optimizers)
+    claim = metrics["claims"]["pathsgd_rescaling_invariance"]
+    assert claim["measured"] == metrics["rescaling_output_gap"]["pathsgd"]
     # The rescaling gap: per optimizer, the largest |balanced - unbalanced| test error.
     assert {"balanced", "unbalanced"} <= set(off.inits)
     for opt in off.optimizers:

@@ -1,7 +1,12 @@
 """Analysis of the gating experiment: pure functions of its train table (no file written).
 
-Memorisation: per (network, kd/m), the mean (and std) of the training loss over every
-(m, d) of the grid, data set and seed: the paper's "averaged over settings".
+Memorisation: per (network, kd/m), the mean (and std) over every (m, d) of the grid, data
+set and seed of the training loss left as a fraction of the targets' mean square
+(``train_loss / target_mean_square``): the quantity the paper plots, whose theory for
+GaLU least squares is 1 - kd/m (the residual of a projection onto a random kd-dimensional
+subspace keeps 1 - kd/m of ``|y|^2`` in expectation). The raw mean squared error is kept
+beside it (``memorise_mse``); the two differ by the sample's mean square, which is 1 only
+in expectation.
 
 Generalisation: per (network, k, lr, alpha), means over seeds; per (network, k) the
 candidate with the lowest mean validation error is chosen (ties: the first in (lr,
@@ -31,13 +36,17 @@ def _final(df: pd.DataFrame, study: str) -> pd.DataFrame:
 
 
 def memorise_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (network, ratio): mean and std of the training loss, number of runs."""
+    """Per (network, ratio): mean and std of the training loss as a fraction of the
+    targets' mean square (``loss``, ``loss_std``), the mean raw MSE (``mse``), and the
+    number of runs."""
     f = _final(df, "memorise")
     if f.empty:
-        return pd.DataFrame(columns=["network", "ratio", "loss", "loss_std", "n"])
+        return pd.DataFrame(columns=["network", "ratio", "loss", "loss_std", "mse", "n"])
+    f["fraction"] = f.train_loss / f.target_mean_square
     return (f.groupby(["network", "ratio"], as_index=False)
-            .agg(loss=("train_loss", "mean"), loss_std=("train_loss", "std"),
-                 n=("train_loss", "size")).sort_values(["network", "ratio"]))
+            .agg(loss=("fraction", "mean"), loss_std=("fraction", "std"),
+                 mse=("train_loss", "mean"), n=("fraction", "size"))
+            .sort_values(["network", "ratio"]))
 
 
 def generalise_choice(df: pd.DataFrame) -> pd.DataFrame:
@@ -58,14 +67,15 @@ def generalise_choice(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def gating_metrics(mem: pd.DataFrame, gen: pd.DataFrame) -> dict[str, Any]:
-    out: dict[str, Any] = {"memorise": {}, "memorise_std": {}, "theory": {},
-                           "generalise": {}}
+    out: dict[str, Any] = {"memorise": {}, "memorise_std": {}, "memorise_mse": {},
+                           "theory": {}, "generalise": {}}
     for r in sorted(mem.ratio.unique()) if len(mem) else []:
         out["theory"][ratio_key(r)] = round(max(0.0, 1.0 - r), 6)
     for row in mem.itertuples():
         out["memorise"].setdefault(row.network, {})[ratio_key(row.ratio)] = rounded(row.loss)
         out["memorise_std"].setdefault(row.network, {})[ratio_key(row.ratio)] = rounded(
             row.loss_std) if row.n > 1 else None
+        out["memorise_mse"].setdefault(row.network, {})[ratio_key(row.ratio)] = rounded(row.mse)
     for row in gen.itertuples():
         out["generalise"].setdefault(row.network, {})[f"k{int(row.k)}"] = {
             "test_error": rounded(row.test_error),

@@ -16,7 +16,7 @@ _COLOR = {"galu_ls": "tab:purple", "galu": "tab:orange", "relu": "tab:blue",
 
 
 def memorise_figure(mem, path) -> None:
-    """Mean training loss against kd/m per network (bars: std over settings and seeds),
+    """Mean training loss (a fraction of the targets' mean square) against kd/m per network (bars: std over settings and seeds),
     the line 1 - kd/m, and the published ReLU and GaLU least-squares points (crosses)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -31,7 +31,7 @@ def memorise_figure(mem, path) -> None:
             ax.plot(PUBLISHED_RATIOS, PUBLISHED_MEMORISE[network], "x", ms=8, color=c,
                     label=f"{_LABEL[network].split(',')[0]}, published")
     ax.set_xlabel("kd/m")
-    ax.set_ylabel("training loss (mean squared error)")
+    ax.set_ylabel("training loss / mean square of the targets")
     ax.set_title("Memorising m random points")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -8,8 +8,8 @@ from __future__ import annotations
 __all__ = ["MEMORISE_TOLERANCE", "MNIST_TOLERANCE", "PUBLISHED_MEMORISE", "PUBLISHED_MNIST_K96",
            "PUBLISHED_RATIOS", "ratio_key"]
 
-#: Published mean training losses (their Figure of memorisation: averages over the
-#: (m, d, k) settings with that kd/m).
+#: Published mean training losses, as fractions of the targets' variance (their Figure
+#: of memorisation: averages over the (m, d, k) settings with that kd/m).
 PUBLISHED_MEMORISE = {"relu": (0.641, 0.325, 0.105, 0.0100),
                       "galu_ls": (0.744, 0.505, 0.256, 1.1e-3)}
 PUBLISHED_RATIOS = (0.25, 0.5, 0.75, 1.0)

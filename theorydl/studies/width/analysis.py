@@ -13,7 +13,11 @@ Definitions (means and standard deviations are over seeds):
 - **rescaling gap** of an optimizer: the largest difference, over widths, depths and
   label noise, between the seed-mean test errors of its balanced and unbalanced runs
   (the unbalanced init is the same function with its units rescaled, so an optimizer
-  invariant to rescalings, like Path-SGD, has gap 0).
+  invariant to rescalings, like Path-SGD, has gap 0 up to a borderline test sample);
+- **rescaling output gap** of an optimizer: the largest relative distance
+  ``|f_b - f_u| / |f_b|`` between the outputs of a balanced run and its unbalanced twin
+  (same optimizer, depth, width, noise, seed, lr) on the probe samples, over every epoch
+  both recorded: where invariance is exact, this is rounding only.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from theorydl.spine.experiment import Analysis, rounded
 
-__all__ = ["analyze", "final_frame", "aggregate", "width_metrics"]
+__all__ = ["analyze", "final_frame", "aggregate", "width_metrics", "output_gaps"]
 
 GROUP = ["optimizer", "init", "depth", "label_noise"]
 
@@ -108,6 +113,26 @@ def width_metrics(agg) -> dict[str, Any]:
     return out
 
 
+def output_gaps(df) -> dict[str, float]:
+    """Per optimizer, the rescaling output gap (module docstring) over the epoch rows of
+    ``df`` that carry ``probe_outputs``; optimizers without a balanced/unbalanced pair
+    are left out."""
+    if "probe_outputs" not in df:
+        return {}
+    rows = df[(df.kind == "epoch") & (df.status != "failed") & df.probe_outputs.notna()]
+    keys = ["optimizer", "depth", "width", "label_noise", "seed", "lr", "epoch"]
+    pairs = rows[rows.init == "balanced"].merge(
+        rows[rows.init == "unbalanced"], on=keys, suffixes=("_b", "_u"))
+    gaps: dict[str, float] = {}
+    for optimizer, g in pairs.groupby("optimizer"):
+        worst = 0.0
+        for a, b in zip(g.probe_outputs_b, g.probe_outputs_u):
+            a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            worst = max(worst, float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-300)))
+        gaps[optimizer] = float(f"{worst:.6g}")
+    return gaps
+
+
 def curve_plot(agg):
     """dvc plots data: width against train and test error per optimizer (the first init,
     depth and noise level of the sweep), one column per (measure, optimizer)."""
@@ -128,8 +153,12 @@ def analyze(table: pa.Table, cfg) -> Analysis:
         raise ValueError("the width table has no finished trial to analyse")
     agg = aggregate(final)
     search = Path(cfg.paths.search_trials)
+    metrics = width_metrics(agg)
+    gaps = output_gaps(df)
+    if gaps:
+        metrics["rescaling_output_gap"] = gaps
     return Analysis(
-        metrics=width_metrics(agg),
+        metrics=metrics,
         plots={"curve_plot": curve_plot(agg)},
         frames={"agg": agg, "epochs": df[(df.kind == "epoch") & (df.status != "failed")],
                 "search": final_frame(pq.read_table(search)) if search.exists() else None})
