@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,20 @@ def test_status_counts_the_cache(repo_root, tmp_path, capsys):
     asked = len(census.trials(census.config(load_params(path))))
     assert asked > 12  # the threshold unit's 12 shards, and the networks' and formulas'
     assert f'"missing": {asked}' in out and f'"would_run": {asked}' in out
+
+
+def test_plan_prints_each_study_and_why_its_forecast_is_unknown(repo_root, tmp_path, capsys):
+    data = yaml.safe_load((repo_root / "params.yaml").read_text())
+    data["run"]["store"] = str(tmp_path / "store")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["-p", str(path), "plan", "census", "ib"]) == 0
+    out = capsys.readouterr().out
+    head, census, ib = out.splitlines()[:3]
+    assert head.split()[:4] == ["study", "asked", "cached", "to"]
+    assert census.startswith("census") and "unknown" in census
+    assert ib.startswith("ib") and "ib: no stored trial of ib on cpu" in out
+    assert main(["-p", str(path), "plan", "--json", "census"]) == 0
+    fc = json.loads(capsys.readouterr().out)["census"]
+    assert fc["to_run"] == fc["asked"] > 0 and fc["wall_s"] is None
+    assert main(["-p", str(path), "plan", "nosuch"]) == 2

@@ -6,7 +6,9 @@
     theorydl search width             # an experiment's search stage (Optuna learning rates)
     theorydl analyze census
     theorydl report
+    theorydl claims --markdown -o docs/results.md --readme README.md   # the results page
     theorydl status census            # what the trial cache holds for the current params
+    theorydl plan [ib census]         # per study: trials asked, cached, to run, forecast
     theorydl profile test             # merge profiles/test.yaml into params.yaml
     theorydl profile paper --only ib census   # only those sections of profiles/paper.yaml
     theorydl store compact [census]   # merge the trial cache's small files (all experiments)
@@ -44,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("experiment")
     train.add_argument("--rerun", choices=["failed", "none", "all"],
                        help="override run.rerun for this call")
+    plan = sub.add_parser("plan", help="per study: trials asked, cached and to run, and "
+                                       "a forecast of the train stage's wall time")
+    plan.add_argument("experiments", nargs="*", help="default: every study")
+    plan.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    claims = sub.add_parser("claims", help="every declared claim with its verdict, scale "
+                                           "and provenance (the results page)")
+    claims.add_argument("--markdown", action="store_true",
+                        help="the results page in Markdown (default: JSON)")
+    claims.add_argument("-o", "--output", help="write to this file (atomically) instead "
+                                               "of printing")
+    claims.add_argument("--readme", help="also update the claim counts block of this file")
+    claims.add_argument("--no-forecast", action="store_true",
+                        help="skip the paper-profile forecasts of unchecked claims")
     sub.add_parser("report", help="write the HTML report")
     store = sub.add_parser("store", help="maintain the trial cache (run.store)")
     store_sub = store.add_subparsers(dest="action", required=True)
@@ -103,6 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(stages.report(params))
         elif args.command == "status":
             print_metrics(stages.status(params, name))
+        elif args.command == "plan":
+            for exp in args.experiments:
+                registry.get(exp)
+            forecasts = [stages.plan(params, n) for n in args.experiments or registry.names()]
+            if args.json:
+                print_metrics({f.study: f.as_dict() for f in forecasts})
+            else:
+                print(plan_table(forecasts))
+        elif args.command == "claims":
+            print(claims_page(args, params))
         elif args.command == "store":
             for exp in args.experiments:
                 registry.get(exp)
@@ -124,6 +149,83 @@ def compact_store(root: str, names: Sequence[str]) -> dict:
 
     store = Store(root)
     return {name: asdict(store.compact(name)) for name in names}
+
+
+def claims_page(args, params) -> str:
+    """The ``claims`` command: the page's text, written to ``args.output`` when given
+    (then the line that says so is returned)."""
+    import json
+    import subprocess
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import yaml
+
+    from theorydl import stages
+    from theorydl.params import load_params, parse_params
+    from theorydl.report.results import (
+        collect,
+        counts,
+        results_markdown,
+        update_counts_block,
+    )
+    from theorydl.spine.config import read_yaml
+    from theorydl.spine.provenance import git_state
+    from theorydl.spine.store.store import write_text_atomic
+
+    params_path = Path(args.params)
+    profiles = {p.stem: read_yaml(p) for p in sorted(Path("profiles").glob("*.yaml"))}
+    default = None
+    try:
+        text = subprocess.run(["git", "show", f"HEAD:{params_path.name}"],
+                              cwd=params_path.resolve().parent, capture_output=True,
+                              text=True, check=True, timeout=30).stdout
+        default = parse_params(yaml.safe_load(text), "params.yaml at HEAD")
+    except (OSError, subprocess.SubprocessError, ConfigError):
+        pass
+
+    def paper_plan(study):
+        return stages.plan(load_params(params_path, {study: profiles["paper"][study]}), study)
+
+    results = collect(params, profiles, default,
+                      None if args.no_forecast else paper_plan)
+    if args.markdown:
+        sha, dirty = git_state()
+        when = datetime.now(timezone.utc)
+        text = results_markdown(results, f" on {when:%Y-%m-%d} at commit `{(sha or '?')[:10]}`"
+                                         f"{' (with uncommitted changes)' if dirty else ''}")
+    else:
+        text = json.dumps([{"study": r.study, "claim": c.id, "profile": r.profile,
+                            **(e or {"verdict": "not run"})}
+                           for r in results for c, e in r.claims], indent=2, default=str)
+    if args.readme:
+        readme = Path(args.readme)
+        write_text_atomic(readme, update_counts_block(readme.read_text(), counts(results)))
+    if args.output:
+        write_text_atomic(Path(args.output), text if text.endswith("\n") else text + "\n")
+        return f"{args.output}: {counts(results)['total']} claims"
+    return text
+
+
+def plan_table(forecasts) -> str:
+    """The forecasts as an aligned text table, reasons for unknowns below it."""
+    from theorydl.spine.forecast import format_seconds
+
+    head = ("study", "asked", "cached", "to run", "units", "forecast wall", "compute", "on")
+    rows = [head]
+    notes = []
+    for f in forecasts:
+        where = f"{f.slots} x {f.device}" if f.slots else f.device
+        rows.append((f.study, str(f.asked), str(f.cached), str(f.to_run), str(f.units),
+                     format_seconds(f.wall_s), format_seconds(f.compute_s), where))
+        if f.why:
+            notes.append(f"{f.study}: {f.why}")
+        elif f.to_run:
+            notes.append(f"{f.study}: timed on {f.basis} stored units")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i in (0, 5, 6, 7) else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def print_metrics(metrics: dict) -> None:

@@ -23,7 +23,7 @@ from theorydl.spine.store.store import Store, write_table_atomic
 from theorydl.spine.sweep.executor import execute_units
 from theorydl.spine.sweep.planner import plan_trials
 
-__all__ = ["data", "train", "search", "run_specs", "status", "analyze", "report", "READS",
+__all__ = ["data", "train", "search", "run_specs", "status", "plan", "analyze", "report", "READS",
            "PARAMS_STAMP", "write_params_stamp"]
 
 log = logging.getLogger("theorydl")
@@ -54,24 +54,56 @@ def data(params: Params, name: str) -> None:
     exp.data(params, exp.config(params))
 
 
-def run_specs(params: Params, exp, cfg, specs) -> tuple[Any, Any]:
+def _timing_rows(store: Store, name: str) -> list[dict[str, Any]]:
+    """One row per stored trial (latest attempt) with what the forecast times."""
+    table = store.read(name, columns=["trial_id", "config_json", "seed", "status",
+                                      "started_at", "ended_at", "hostname", "device"])
+    seen: dict[str, dict[str, Any]] = {}
+    for r in table.to_pylist():
+        seen.setdefault(r["trial_id"], r)
+    return list(seen.values())
+
+
+def forecast_plan(params: Params, exp, cfg, plan, store: Store):
+    """The forecast of running ``plan`` (:mod:`theorydl.spine.forecast`)."""
+    from theorydl.spine.forecast import forecast
+
+    rows = _timing_rows(store, exp.name) if plan.todo else []
+    return forecast(exp, cfg, plan, rows, params.run.ray)
+
+
+def run_specs(params: Params, exp, cfg, specs, record: bool = False) -> tuple[Any, Any]:
     """Run the trials of ``specs`` that the cache lacks; return (plan, their stored rows).
 
     The rows are exactly those of ``specs`` (latest attempt each), in a stable order, so
-    a re-run served from the cache gives a byte-identical table.
+    a re-run served from the cache gives a byte-identical table. ``record``: forecast the
+    run first, and keep the forecast and the wall time in the store (the train stage).
     """
+    from theorydl.spine.forecast import format_seconds, run_record
+    from theorydl.spine.experiment import utcnow
+
     run = params.run
     store = Store(run.store)
     plan = plan_trials(specs, store.latest_status(exp.name), run.rerun)
     log.info("%s: %d trials asked for, %d cached, %d to run", exp.name, len(plan.trials),
              plan.cached, len(plan.todo))
     if plan.todo:
+        fc = forecast_plan(params, exp, cfg, plan, store) if record else None
+        if fc is not None:
+            log.info("%s: forecast %s wall (%s of compute) on %s %s slots%s", exp.name,
+                     format_seconds(fc.wall_s), format_seconds(fc.compute_s), fc.slots,
+                     fc.device, f" ({fc.why})" if fc.why else "")
         units = exp.units(plan.todo, cfg)
-        summary = execute_units(exp, cfg, units, store, driver_provenance(), run.ray,
+        provenance = driver_provenance()
+        started = utcnow()
+        summary = execute_units(exp, cfg, units, store, provenance, run.ray,
                                 progress=run.progress)
         log.info("%s: ran %d trials in %d units in %.1fs: %d ok, %d failed, %d diverged",
                  exp.name, summary.trials, summary.units, summary.seconds, summary.ok,
                  summary.failed, summary.diverged)
+        if fc is not None:
+            store.write_run(exp.name, run_record(fc, started, utcnow(), len(plan.todo),
+                                                 provenance))
         _compact_if_many(store, exp.name, run.compact_files)
     table = store.read(exp.name, trial_ids=[s.id for s in plan.trials])
     found = set(table["trial_id"].to_pylist()) if table.num_rows else set()
@@ -109,7 +141,7 @@ def train(params: Params, name: str) -> dict[str, Any]:
     exp = registry.get(name)
     cfg = exp.config(params)
     exp.check_data(cfg)
-    plan, table = run_specs(params, exp, cfg, exp.trials(cfg))
+    plan, table = run_specs(params, exp, cfg, exp.trials(cfg), record=True)
     write_table_atomic(table, exp.trials_path(cfg))
     failed = _warn_failed(table, f"{name}_train")
     _mirror(params, exp, cfg, "train")
@@ -168,6 +200,24 @@ def status(params: Params, name: str) -> dict[str, Any]:
         counts[key] = counts.get(key, 0) + 1
     todo = plan_trials(specs, stored, params.run.rerun).todo
     return {"experiment": name, "asked": len(specs), **counts, "would_run": len(todo)}
+
+
+def plan(params: Params, name: str):
+    """What the train stage of ``name`` would run now, and its forecast (no compute).
+    A study whose trials need a missing data-stage output (width's searched learning
+    rates) gets an unknown forecast naming it."""
+    from theorydl.spine.experiment import StageError
+    from theorydl.spine.forecast import Forecast
+
+    exp = registry.get(name)
+    cfg = exp.config(params)
+    try:
+        specs = exp.trials(cfg)
+    except (StageError, FileNotFoundError) as exc:
+        return Forecast(name, 0, 0, 0, why=f"trials unknown: {exc}")
+    store = Store(params.run.store)
+    planned = plan_trials(specs, store.latest_status(name), params.run.rerun)
+    return forecast_plan(params, exp, cfg, planned, store)
 
 
 def analyze(params: Params, name: str) -> dict[str, Any]:

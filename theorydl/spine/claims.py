@@ -71,6 +71,9 @@ class Claim:
     """How several matches of a glob become one measured value."""
     note: str = ""
     """Where this setting is a proxy for the published one, or other caveats."""
+    needs: str = ""
+    """What checking it takes beyond a 2-core CPU (a GPU, a cluster, a download), said
+    on the results page while it is not checked."""
 
     def __post_init__(self) -> None:
         if self.op not in ("==", "<=", ">="):

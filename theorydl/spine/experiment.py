@@ -195,6 +195,18 @@ class Experiment(abc.ABC):
         """Group trials to run into units; by default one trial per unit on one CPU."""
         return [Unit((t,), label=t.id) for t in trials]
 
+    def trial_cost(self, trial: TrialSpec, cfg: Section) -> float | None:
+        """The work of one trial, in units the study picks (epochs x samples x parameters,
+        say): the forecast (:mod:`theorydl.spine.forecast`) takes a unit's run time as
+        proportional to its trials' summed cost, at a rate measured on this study's
+        stored trials of the same :meth:`cost_class`. None (the default): no cost model,
+        and the forecast says so."""
+        return None
+
+    def cost_class(self, trial: TrialSpec) -> str:
+        """Trials whose costs share one rate (families that run different code differ)."""
+        return ""
+
     @abc.abstractmethod
     def run_unit(self, unit: Unit, cfg: Section) -> list[TrialResult]:
         """Run a unit on a worker; one result per trial. Use :func:`run_each` for

@@ -49,6 +49,10 @@ class Toy(Experiment):
         return [Unit(tuple(trials[i:i + k]), num_cpus=1, label=str(i))
                 for i in range(0, len(trials), k)]
 
+    def trial_cost(self, trial: TrialSpec, cfg: ToyConfig) -> float:
+        """The forecast's cost model: a trial's value (its run time with ``sleep``)."""
+        return float(trial.config["value"])
+
     def run_unit(self, unit: Unit, cfg: ToyConfig):
         for spec in unit.trials:
             v = spec.config["value"]

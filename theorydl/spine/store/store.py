@@ -114,6 +114,40 @@ class Store:
             pq.write_table(table, final, filesystem=self.fs)
         return final
 
+    def write_run(self, experiment: str, record: Mapping[str, Any]) -> str:
+        """Keep one record of a stage run (JSON: its forecast and its wall time) beside the
+        experiment's rows, as a file of its own (``_runs/``, which readers of rows skip)."""
+        import json
+
+        folder = f"{self._dir(experiment)}/_runs"
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        final = f"{folder}/{stamp}-{uuid.uuid4().hex[:8]}.json"
+        text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
+        if self.local:
+            write_text_atomic(final, text)
+        else:
+            self.fs.create_dir(folder, recursive=True)
+            with self.fs.open_output_stream(final) as fh:
+                fh.write(text.encode())
+        return final
+
+    def runs(self, experiment: str) -> list[dict[str, Any]]:
+        """The run records of an experiment, oldest first (unreadable ones skipped)."""
+        import json
+
+        selector = pafs.FileSelector(f"{self._dir(experiment)}/_runs", allow_not_found=True)
+        infos = sorted((i for i in self.fs.get_file_info(selector)
+                        if i.type == pafs.FileType.File and i.base_name.endswith(".json")
+                        and not i.base_name.startswith(".")), key=lambda i: i.base_name)
+        out = []
+        for info in infos:
+            try:
+                with self.fs.open_input_stream(info.path) as fh:
+                    out.append(json.loads(fh.read().decode()))
+            except (OSError, ValueError):
+                continue
+        return out
+
     # --- reading ------------------------------------------------------------------------
 
     def _keys(self, experiment: str) -> tuple[list[pafs.FileInfo], pa.Table]:

@@ -196,6 +196,14 @@ class Census(Experiment):
                      label=f"{t.config['architecture']}-N{t.config['n_inputs']}-{t.config['start']}")
                 for t in trials]
 
+    def trial_cost(self, trial: TrialSpec, cfg: CensusConfig) -> float:
+        """Functions checked times the 2^N points each is read on."""
+        c = trial.config
+        return float((c["stop"] - c["start"]) * 2 ** c["n_inputs"])
+
+    def cost_class(self, trial: TrialSpec) -> str:
+        return trial.config["architecture"]
+
     def run_unit(self, unit: Unit, cfg: CensusConfig):
         from theorydl.expressivity import count_realizable, n_functions
         from theorydl.expressivity.networks import count_formulas, count_network, parse_network

@@ -454,6 +454,13 @@ class Failures(StackedExperiment):
             return float(params)
         return float(c["iterations"]) * c["batch_size"] * (params + per_sample)
 
+    def trial_cost(self, trial: TrialSpec, cfg: FailuresConfig) -> float:
+        """Iterations x batch x (parameters + activations): the stacks' order, per trial."""
+        return self.stack_cost(trial, cfg)
+
+    def cost_class(self, trial: TrialSpec) -> str:
+        return f"{trial.config['family']}/{trial.config['method']}"
+
     def stack_label(self, trial: TrialSpec) -> str:
         c = trial.config
         return f"{c['family']}-{c['method']}-{c['size']}"

@@ -392,6 +392,21 @@ class Gating(StackedExperiment):
         d, _, n = self._shape(c)
         return float(c.get("iterations", 1) * c["k"] * d)
 
+    def trial_cost(self, trial: TrialSpec, cfg: GatingConfig) -> float:
+        """Least squares: m (kd)^2 (the normal equations); trained: steps x batch x
+        parameters."""
+        c = trial.config
+        d, out, n = self._shape(c)
+        if c["network"] == "galu_ls":
+            return float(c["m"] * (c["k"] * c["d"]) ** 2)
+        layers = c.get("depth", 1)
+        params = d * c["k"] + (layers - 1) * c["k"] ** 2 + c["k"] * out
+        return float(c["iterations"] * min(c["batch_size"], n) * params)
+
+    def cost_class(self, trial: TrialSpec) -> str:
+        c = trial.config
+        return f"{c['study']}/{'ls' if c['network'] == 'galu_ls' else 'trained'}"
+
     def stack_label(self, trial: TrialSpec) -> str:
         c = trial.config
         if c["study"] == "memorise":

@@ -303,6 +303,18 @@ class IB(StackedExperiment):
     def stack_cost(self, trial: TrialSpec, cfg: IBConfig) -> float:
         return len(trial.config["hidden"])  # the deepest stacks are the slowest
 
+    def trial_cost(self, trial: TrialSpec, cfg: IBConfig) -> float:
+        """Training (6 flops per weight per sample and epoch, on the training split) plus
+        the information estimates at the recorded epochs (pairwise KDE on kde_samples
+        inputs, per hidden unit), in one flop-like unit."""
+        c = trial.config
+        sizes = _sizes(trial)
+        weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+        train = 6.0 * c["epochs"] * 4096 * c["train_fraction"] * weights
+        n = c.get("est_kde_samples", 0)
+        estimate = c["n_log_epochs"] * (n * n * sum(c["hidden"]) + 4096 * sum(c["hidden"]))
+        return train + estimate
+
     def stack_label(self, trial: TrialSpec) -> str:
         return f"{trial.config['activation']}-{'-'.join(map(str, trial.config['hidden']))}"
 

@@ -185,6 +185,11 @@ class Learnability(StackedExperiment):
         c = trial.config
         return float(2 ** c["n_inputs"] * c["width"] * c["depth"] * c["steps"])
 
+    def trial_cost(self, trial: TrialSpec, cfg: LearnabilityConfig) -> float:
+        """2^N points x width x depth x steps, times the functions of the trial."""
+        c = trial.config
+        return self.stack_cost(trial, cfg) * (c["stop"] - c["start"]) * c["n_seeds"]
+
     def stack_label(self, trial: TrialSpec) -> str:
         c = trial.config
         return f"{c['activation']}-{architecture_name(c['width'], c['depth'])}-N{c['n_inputs']}"

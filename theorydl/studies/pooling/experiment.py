@@ -291,6 +291,11 @@ class Pooling(StackedExperiment):
         c = trial.config
         return c["iterations"] * c["channels"] ** 2 * (2.0 if c["network"] == "convac" else 1.0)
 
+    def trial_cost(self, trial: TrialSpec, cfg: PoolingConfig) -> float:
+        """Iterations x batch x pixels x channels^2 (convac's product pooling: twice)."""
+        c = trial.config
+        return self.stack_cost(trial, cfg) * c["batch_size"] * c["size"] ** 2
+
     def stack_label(self, trial: TrialSpec) -> str:
         c = trial.config
         return f"{c['task']}-{c['network']}-{c['geometry']}-{c['channels']}"

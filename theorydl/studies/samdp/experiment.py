@@ -194,6 +194,12 @@ class SAMDPExperiment(Experiment):
         return [Unit((t,), num_cpus=1, num_gpus=gpus,
                      label=f"{t.config['game']}-{t.seed}") for t in trials]
 
+    def trial_cost(self, trial: TrialSpec, cfg: SAMDPConfig) -> float:
+        """Environment steps: training (with a learning step every step after
+        learning_starts) plus recording."""
+        c = trial.config
+        return float(c["dqn"]["total_steps"] + c["record"]["steps"])
+
     def run_unit(self, unit: Unit, cfg: SAMDPConfig) -> list[TrialResult]:
         device = str(worker_device(cfg.device))
 

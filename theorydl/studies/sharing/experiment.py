@@ -172,6 +172,11 @@ class Sharing(StackedExperiment):
         c = trial.config
         return float(c["iterations"] * c["n"] ** (2 if not c["shared"] else 1))
 
+    def trial_cost(self, trial: TrialSpec, cfg: SharingConfig) -> float:
+        """Iterations x batch x hidden x (n, or n^2 unshared)."""
+        c = trial.config
+        return self.stack_cost(trial, cfg) * c["batch_size"] * c["hidden"]
+
     def stack_label(self, trial: TrialSpec) -> str:
         c = trial.config
         return f"{target_label(c['target'], c['c'])}-{'shared' if c['shared'] else 'unshared'}"

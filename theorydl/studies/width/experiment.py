@@ -484,6 +484,12 @@ class Width(StackedExperiment):
         sizes, _ = self._sizes(trial, cfg)
         return sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
 
+    def trial_cost(self, trial: TrialSpec, cfg: WidthConfig) -> float:
+        """max_epochs x training samples x weights (an upper bound: trials stop at fit)."""
+        sizes, data = self._sizes(trial, cfg)
+        weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+        return float(trial.config["max_epochs"] * data.x_train.shape[0] * weights)
+
     def stack_label(self, trial: TrialSpec) -> str:
         c = trial.config
         return f"{c['split']}-{c['optimizer']}-d{c['depth']}-w{c['width']}"
