@@ -10,7 +10,14 @@ from types import SimpleNamespace
 import pytest
 
 from theorydl.spine.config import RayConfig, RunConfig
-from theorydl.spine.forecast import forecast, format_seconds, measured_rates, schedule
+from theorydl.spine.forecast import (
+    Rate,
+    fit_rate,
+    forecast,
+    format_seconds,
+    measured_rates,
+    schedule,
+)
 from theorydl.spine.store.store import Store
 from theorydl.spine.sweep.planner import plan_trials
 
@@ -41,8 +48,18 @@ def test_rates_are_unit_seconds_over_unit_costs(toy):
             _row(s[3], 20, 99, status="failed"),  # failed: not timed
             _row(s[4], 0, 1, device="cuda:0")]  # another device kind: its own rate
     rates = measured_rates(toy, cfg, rows)
-    assert rates[("", "cpu")] == (pytest.approx(12 / 6), 2)
-    assert rates[("", "cuda")] == (pytest.approx(1 / 5), 1)
+    assert rates[("", "cpu")] == Rate(pytest.approx(12 / 6), 0.0, 2)
+    assert rates[("", "cuda")] == Rate(pytest.approx(1 / 5), 0.0, 1)
+
+
+def test_a_fixed_cost_per_unit_is_fitted_as_an_overhead():
+    # 3 s per unit plus 0.5 s per cost unit, measured exactly on four units.
+    rate = fit_rate([(c, 3 + 0.5 * c) for c in (1, 2, 10, 40)])
+    assert (rate.overhead, rate.per_cost, rate.units) == (pytest.approx(3), pytest.approx(0.5), 4)
+    assert rate.seconds(100) == pytest.approx(53)
+    # Too few points, or a line that would need a negative overhead: through the origin.
+    assert fit_rate([(1, 2), (3, 4)]) == Rate(pytest.approx(6 / 4), 0.0, 2)
+    assert fit_rate([(1, 0.1), (2, 1.0), (3, 2.0)]).overhead == 0.0
 
 
 def test_forecast_times_the_units_to_run_on_the_slots(toy):

@@ -8,10 +8,12 @@ the study's trials already in the store:
 - the stored trials are grouped into the units they ran in (the rows of one unit share
   their start and end times and host); a unit's time is ``ended_at - started_at``, its
   cost the sum of its trials' costs;
-- per (class, device kind) the rate is ``sum of unit times / sum of unit costs``
-  (seconds per cost unit, a fit through the origin weighted by time);
+- per (class, device kind) a unit's time is fitted as ``overhead + rate * cost`` (least
+  squares over the stored units; through the origin, ``sum of times / sum of costs``,
+  when fewer than three units or the line would need a negative term): the overhead is
+  what a unit costs whatever its size (a worker's imports, data loading);
 - the trials still to run are grouped into units as the train stage will group them;
-  each unit's forecast time is its cost times its class's rate, and the wall time the
+  each unit's forecast time is its class's overhead plus its cost times the rate, and the wall time the
   longest-first schedule of those units over the slots the embedded Ray will have
   (``run.ray.num_cpus``, else every CPU, divided by a unit's CPUs).
 
@@ -39,7 +41,7 @@ from typing import Any
 
 from theorydl.spine.spec import TrialSpec
 
-__all__ = ["Forecast", "forecast", "measured_rates", "schedule", "machine", "run_record",
+__all__ = ["Forecast", "Rate", "fit_rate", "forecast", "measured_rates", "schedule", "machine", "run_record",
            "format_seconds"]
 
 
@@ -96,20 +98,50 @@ def _local_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def measured_rates(exp, cfg, rows: Sequence[Mapping[str, Any]]
-                   ) -> dict[tuple[str, str], tuple[float, int]]:
-    """``{(cost class, device kind): (seconds per cost unit, units timed)}`` from stored
-    rows (one per trial: ``config_json``, ``seed``, ``status``, ``started_at``,
-    ``ended_at``, ``hostname``, ``device``). Failed trials, and trials whose config the
-    cost model cannot read (an older version's), are left out."""
+@dataclass(frozen=True)
+class Rate:
+    """How long a unit of a cost class takes: ``overhead + per_cost * cost`` seconds."""
+
+    per_cost: float
+    overhead: float
+    units: int
+    """Stored units it was fitted on."""
+
+    def seconds(self, cost: float) -> float:
+        return self.overhead + self.per_cost * cost
+
+
+def fit_rate(points: Sequence[tuple[float, float]]) -> Rate:
+    """``Rate`` from (cost, seconds) of stored units: a least-squares line when three or
+    more units of different costs give a positive slope and overhead, else a line
+    through the origin (summed seconds over summed cost)."""
+    n = len(points)
+    costs = [c for c, _ in points]
+    secs = [t for _, t in points]
+    through_origin = Rate(sum(secs) / sum(costs), 0.0, n)
+    if n < 3 or len(set(costs)) < 2:
+        return through_origin
+    mc, mt = sum(costs) / n, sum(secs) / n
+    var = sum((c - mc) ** 2 for c in costs)
+    slope = sum((c - mc) * (t - mt) for c, t in points) / var
+    overhead = mt - slope * mc
+    if slope <= 0 or overhead < 0:
+        return through_origin
+    return Rate(slope, overhead, n)
+
+
+def measured_rates(exp, cfg, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Rate]:
+    """``{(cost class, device kind): Rate}`` from stored rows (one per trial:
+    ``config_json``, ``seed``, ``status``, ``started_at``, ``ended_at``, ``hostname``,
+    ``device``). A unit's time is its rows' span, its cost its trials' summed cost.
+    Failed trials, and trials whose config the cost model cannot read (an older
+    version's), are left out."""
     units: dict[tuple, list[Mapping[str, Any]]] = {}
     for r in rows:
         if r.get("status") == "failed" or r.get("started_at") is None:
             continue
         units.setdefault((r["started_at"], r["ended_at"], r.get("hostname")), []).append(r)
-    seconds: dict[tuple[str, str], float] = {}
-    costs: dict[tuple[str, str], float] = {}
-    counts: dict[tuple[str, str], int] = {}
+    points: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for (start, end, _), members in units.items():
         total, classes = 0.0, set()
         try:
@@ -126,10 +158,8 @@ def measured_rates(exp, cfg, rows: Sequence[Mapping[str, Any]]
         if len(classes) != 1 or total <= 0:
             continue
         key = (classes.pop(), _device_kind(members[0].get("device")))
-        seconds[key] = seconds.get(key, 0.0) + (end - start).total_seconds()
-        costs[key] = costs.get(key, 0.0) + total
-        counts[key] = counts.get(key, 0) + 1
-    return {k: (seconds[k] / costs[k], counts[k]) for k in seconds}
+        points.setdefault(key, []).append((total, (end - start).total_seconds()))
+    return {k: fit_rate(v) for k, v in points.items()}
 
 
 def schedule(times: Sequence[float], slots: int) -> float:
@@ -177,9 +207,9 @@ def forecast(exp, cfg, plan, rows: Sequence[Mapping[str, Any]], ray_cfg) -> Fore
             out.why = (f"no stored trial of {what}{exp.name} on {out.device} to time its cost "
                        f"model against: run a smaller profile first")
             return out
-        out.rates[cls] = rate[0]
-        times.append(rate[0] * sum(cs))
-    out.basis = sum(n for (cls, dev), (_, n) in rates.items()
+        out.rates[cls] = rate.per_cost
+        times.append(rate.seconds(sum(cs)))
+    out.basis = sum(r.units for (cls, dev), r in rates.items()
                     if dev == out.device and cls in out.rates)
     out.compute_s = sum(times)
     if getattr(ray_cfg, "address", None) or os.environ.get("RAY_ADDRESS"):
