@@ -295,6 +295,8 @@ _PARITY_SCALE = {"families": ["parity"], "parity.dims": [5, 10, 30],
                  "parity.iterations": 50000, "n_seeds": 3}
 _LINES_SCALE = {"families": ["lines"], "lines.ks": [1, 2, 3, 4], "lines.iterations": 20000,
                 "lines.batch_size": 200}
+_LINES_NEEDS = ("20 000 Adam steps of the line-image CNN per trial, about 1.5 h on one CPU "
+                "core (24 trials): a GPU")
 _PAPER = "Shalev-Shwartz, Shamir & Shammah 2017 (ICML), 'Failures of gradient-based deep learning'"
 
 CLAIMS = (
@@ -324,15 +326,15 @@ CLAIMS = (
     Claim("lines_end_to_end_fails_k3",
           "for k >= 3, end-to-end training stays at or below 0.55 accuracy",
           _PAPER + ", section 3, figure 3", "lines.final_accuracy.end_to_end.k[3-9].*", "<=",
-          0.55, scale=_LINES_SCALE, note="worst seed (the highest accuracy)"),
+          0.55, scale=_LINES_SCALE, needs=_LINES_NEEDS, note="worst seed (the highest accuracy)"),
     Claim("lines_decomposition_solves_k3",
           "for k >= 3, training with the per-image loss reaches above 0.8 accuracy",
           _PAPER + ", section 3, figure 3", "lines.final_accuracy.decomposition.k[3-9].*", ">=",
-          0.8, scale=_LINES_SCALE, note="worst seed"),
+          0.8, scale=_LINES_SCALE, needs=_LINES_NEEDS, note="worst seed"),
     Claim("lines_small_k_both_solve",
           "for k <= 2 both end to end and decomposition solve the task (accuracy > 0.8)",
           _PAPER + ", section 3, figure 3", "lines.final_accuracy.*.k[12].*", ">=", 0.8,
-          scale=_LINES_SCALE, note="worst seed and method"),
+          scale=_LINES_SCALE, needs=_LINES_NEEDS, note="worst seed and method"),
     Claim("stocks_moment_ratio_grows_like_k",
           "the end-to-end gradient estimator's second moment exceeds the decomposition's "
           "by a factor that grows like k (log-log slope 1)",

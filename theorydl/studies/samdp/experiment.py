@@ -161,7 +161,9 @@ CLAIMS = (
           note="every (game, seed) (the worst one); measured: greedy fraction of the top "
                "quarter of recorded episodes by return minus the bottom quarter's; "
                "MinAtar games stand in for the paper's Atari games, and 5M steps per "
-               "agent (the MinAtar paper's DQN) for its trained agents"),
+               "agent (the MinAtar paper's DQN) for its trained agents",
+          needs="5M DQN steps per agent, 10-19 h on one CPU core: a GPU, or a cluster "
+                "(one agent per task)"),
 )
 
 

@@ -337,6 +337,8 @@ OUTPUT_GAP_TOLERANCE = round(math.sqrt(float(np.finfo(np.float32).eps)), 6)
 #: The scale of the published width sweeps (profiles/paper.yaml: MNIST, H up to 8192, 5
 #: seeds, up to 500 epochs): below it the width claims are not checkable.
 _PAPER_SCALE = {"data.dataset": "mnist", "widths": [8192], "n_seeds": 5, "max_epochs": 500}
+_PAPER_NEEDS = ("MNIST, a download (these machines reach no internet), and stacks to "
+                "H = 8192 for up to 500 epochs: a GPU")
 _PATHSGD = "Neyshabur, Salakhutdinov & Srebro 2015 (NeurIPS), Path-SGD"
 
 CLAIMS = (
@@ -345,7 +347,7 @@ CLAIMS = (
           "Neyshabur, Tomioka & Srebro 2015 (ICLR workshop, 'In search of the real "
           "inductive bias'), test error against hidden units",
           "sgd_*.test_error_drop_after_interpolation", ">=", 0.0, tolerance=0.005,
-          scale=_PAPER_SCALE,
+          scale=_PAPER_SCALE, needs=_PAPER_NEEDS,
           note="SGD, every init, depth and label noise swept (the worst one); measured: "
                "test error at the interpolation width minus at the largest width; the "
                "paper: MNIST and CIFAR-10, the paper profile MNIST only, the default "
@@ -366,7 +368,7 @@ CLAIMS = (
           "Path-SGD reaches a lower test error than SGD",
           _PATHSGD + ", test error of Path-SGD and SGD (balanced and unbalanced inits)",
           "pathsgd_vs_sgd_at_largest_width.*.pathsgd_minus_sgd", "<=", 0.0,
-          scale=_PAPER_SCALE,
+          scale=_PAPER_SCALE, needs=_PAPER_NEEDS,
           note="at the largest width, every init and depth swept (the worst one); the "
                "paper: 2 hidden layers of 4000 units on MNIST, CIFAR-10, CIFAR-100 and "
                "SVHN; here the sweep's depths and widths on the configured dataset, each "
