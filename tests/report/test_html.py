@@ -52,7 +52,14 @@ def test_claims_table_shows_published_measured_and_verdict():
 def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_path,
                                                                 monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative output paths: nothing analysed here but census
-    params = load_params(repo_root / "params.yaml", {"report": {"path": "report.html"}})
+    params = load_params(repo_root / "params.yaml", {"report": {"path": "report.html"},
+                                                      "run": {"store": "store"}})
+    from theorydl.spine.store.store import Store
+
+    Store("store").write_run("census", {
+        "trials_ran": 7, "wall_s": 125.0, "forecast": {"wall_s": 100.0, "why": ""},
+        "started_at": "2026-12-01T10:00:00+00:00", "git_sha": "abcdef0123456",
+        "machine": {"cpu": "Test CPU", "cores": 2}})
     census = registry.get("census")
     metrics = {"threshold": {"n_realizable": {"4": 1882}},
                "claims": {"threshold_n4": FAKE[0][2]}}
@@ -71,3 +78,7 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
     # The census metrics table below does not repeat the claims.
     census_part = page[page.index("<h2>census</h2>"):]
     assert "claims." not in census_part and "threshold.n_realizable.4" in census_part
+    # Forecast beside actual, for the study whose train stage left a run record.
+    assert ("last training run: 7 trials in 2.1 min (forecast 1.7 min), 2026-12-01T10:00 UTC, "
+            "commit <code>abcdef0123</code>, Test CPU, 2 cores") in census_part
+    assert "last training run" not in page[page.index("<h2>ib</h2>"):page.index("<h2>learn")]

@@ -111,6 +111,30 @@ def _metrics_table(path: Path) -> str:
     return f"<table><tr><th>metric</th><th>value</th></tr>{body}</table>"
 
 
+def _last_run(store, name: str) -> str:
+    """A line on the study's last train run that trained trials: wall time beside the
+    forecast made before it (:mod:`theorydl.spine.forecast`); empty without one."""
+    from theorydl.spine.forecast import format_seconds
+
+    try:
+        runs = store.runs(name)
+    except OSError:
+        return ""
+    if not runs:
+        return ""
+    r = runs[-1]
+    fc = r.get("forecast") or {}
+    forecast = format_seconds(fc.get("wall_s"))
+    if fc.get("why"):
+        forecast += f": {fc['why']}"
+    m = r.get("machine") or {}
+    return (f"<p class=meta>last training run: {r.get('trials_ran')} trials in "
+            f"{html.escape(format_seconds(r.get('wall_s')))} (forecast "
+            f"{html.escape(forecast)}), {html.escape(str(r.get('started_at', ''))[:16])} UTC, "
+            f"commit <code>{html.escape(str(r.get('git_sha') or '?')[:10])}</code>, "
+            f"{html.escape(str(m.get('cpu', '?')))}, {m.get('cores', '?')} cores</p>")
+
+
 def embeds(key: str, path: str | Path) -> bool:
     """Whether the report embeds output ``key``: a figure (PNG, or a folder of them, which
     :meth:`Experiment.outputs` lists), metrics (any JSON) or the results table (``table``)."""
@@ -136,9 +160,13 @@ def build_report(params: Params) -> Path:
     parts.append("<h2>Claims</h2><p class=meta>Published claims re-measured; a verdict "
                  "counts only at the scale (profile) where the check is meaningful, and "
                  "the measured value is shown either way.</p>" + claims_table(claims))
+    from theorydl.spine.store.store import Store
+
+    store = Store(params.run.store)
     for exp, cfg in shown_experiments:
         name = exp.name
         parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(_last_run(store, name))
         outputs = {k: Path(v) for k, v in exp.outputs(cfg).items()}
         shown = False
         for key, path in outputs.items():
