@@ -23,7 +23,38 @@ def test_validate_ok_and_errors(repo_root, tmp_path, capsys):
 
 def test_unknown_experiment_is_a_clear_error(repo_root, capsys):
     assert main(["-p", str(repo_root / "params.yaml"), "train", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and "'census'" in err
+    assert main(["plan", "nope", "-p", str(repo_root / "params.yaml")]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_version_help_and_options_after_the_subcommand(repo_root, capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("theorydl 0.")
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "one of: census" in out and "--rerun" in out and "-p PARAMS" in out
+    assert main(["--help"]) == 0
+    assert "theorydl plan" in capsys.readouterr().out  # the usage examples
+    assert main(["validate", "-q", "-p", str(repo_root / "params.yaml")]) == 0
+
+
+def test_status_without_a_study_is_one_table_of_every_study(repo_root, tmp_path, capsys):
+    data = yaml.safe_load((repo_root / "params.yaml").read_text())
+    data["run"]["store"] = str(tmp_path / "store")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["status", "-p", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:5] == ["study", "asked", "cached", "failed", "to"]
+    from theorydl.spine import registry
+
+    assert [ln.split()[0] for ln in lines[1:1 + len(registry.names())]] == registry.names()
+    assert main(["status", "--json", "-p", str(path)]) == 0
+    rows = {r["study"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["census"]["to_run"] == rows["census"]["asked"] > 0
+    assert rows["census"]["why"] == "not analysed yet"
 
 
 def test_profile_keeps_comments_and_validates(repo_root, tmp_path):

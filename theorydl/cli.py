@@ -7,7 +7,7 @@
     theorydl analyze census
     theorydl report
     theorydl claims --markdown -o docs/results.md --readme README.md   # the results page
-    theorydl status census            # what the trial cache holds for the current params
+    theorydl status [census]          # every study (or one): trials cached, to run, verdicts
     theorydl plan [ib census]         # per study: trials asked, cached, to run, forecast
     theorydl profile test             # merge profiles/test.yaml into params.yaml
     theorydl profile paper --only ib census   # only those sections of profiles/paper.yaml
@@ -20,6 +20,7 @@ before any compute or any write.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -33,25 +34,57 @@ log = logging.getLogger("theorydl")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="theorydl", description=__doc__.split("\n\n")[0])
+    from theorydl.spine import registry
+    from theorydl.spine.provenance import package_version
+
+    studies = registry.names()
+    summary, _, examples = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(
+        prog="theorydl", description="theorydl: sweeps that re-measure the claims of "
+        "deep-learning-theory papers, as DVC stages over Ray.",
+        epilog="examples:\n" + examples.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"theorydl {package_version('theorydl') or 'unknown'}")
+    # -p and -q are accepted before or after the subcommand: the subcommands' copies
+    # default to SUPPRESS, so they only set what is given there.
     parser.add_argument("-p", "--params", default="params.yaml", help="params file")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
-    sub = parser.add_subparsers(dest="command", required=True)
-    validate = sub.add_parser("validate", help="validate the params file")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-p", "--params", default=argparse.SUPPRESS, help="params file")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="warnings only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, parents=[common])
+
+    def study(p: argparse.ArgumentParser, **kw) -> None:
+        p.add_argument("experiment", choices=studies, metavar="STUDY",
+                       help=f"one of: {', '.join(studies)}", **kw)
+
+    validate = command("validate", "validate the params file (exit 2 naming a bad key)")
     validate.add_argument("--stamp", help="when valid, write this file (the DVC stage "
                           "`validate`, whose output every other stage depends on)")
-    for name in ("data", "analyze", "status", "search"):
-        sub.add_parser(name).add_argument("experiment")
-    train = sub.add_parser("train", help="run missing trials, write the train table")
-    train.add_argument("experiment")
+    study(command("data", "run a study's data stage (downloads, generated data sets)"))
+    study(command("search", "run a study's search stage (Optuna learning rates)"))
+    study(command("analyze", "run a study's analyze stage: metrics, verdicts, figures"))
+    status = command("status", "what the trial cache holds for the current params: one "
+                               "study in detail, or a table of every study with its "
+                               "verdicts")
+    study(status, nargs="?")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    train = command("train", "run a study's missing trials and write its train table")
+    study(train)
     train.add_argument("--rerun", choices=["failed", "none", "all"],
                        help="override run.rerun for this call")
-    plan = sub.add_parser("plan", help="per study: trials asked, cached and to run, and "
-                                       "a forecast of the train stage's wall time")
-    plan.add_argument("experiments", nargs="*", help="default: every study")
+    plan = command("plan", "per study: trials asked, cached and to run, and a forecast "
+                           "of the train stage's wall time")
+    plan.add_argument("experiments", nargs="*", metavar="STUDY",
+                      help=f"default: every study ({', '.join(studies)})")
     plan.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    claims = sub.add_parser("claims", help="every declared claim with its verdict, scale "
-                                           "and provenance (the results page)")
+    claims = command("claims", "every declared claim with its verdict, scale and "
+                               "provenance (the results page)")
     claims.add_argument("--markdown", action="store_true",
                         help="the results page in Markdown (default: JSON)")
     claims.add_argument("-o", "--output", help="write to this file (atomically) instead "
@@ -59,14 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     claims.add_argument("--readme", help="also update the claim counts block of this file")
     claims.add_argument("--no-forecast", action="store_true",
                         help="skip the paper-profile forecasts of unchecked claims")
-    sub.add_parser("report", help="write the HTML report")
-    store = sub.add_parser("store", help="maintain the trial cache (run.store)")
-    store_sub = store.add_subparsers(dest="action", required=True)
+    command("report", "write the HTML report")
+    store = command("store", "maintain the trial cache (run.store)")
+    store_sub = store.add_subparsers(dest="action", required=True, metavar="ACTION")
     compact = store_sub.add_parser(
         "compact", help="merge small part files into large ones, keeping every attempt "
                         "(safe while drivers append)")
-    compact.add_argument("experiments", nargs="*", help="default: every experiment")
-    profile = sub.add_parser("profile", help="merge profiles/NAME.yaml into the params file")
+    compact.add_argument("experiments", nargs="*", metavar="STUDY",
+                         help="default: every study")
+    profile = command("profile", "merge profiles/NAME.yaml into the params file")
     profile.add_argument("name", help="a profile in profiles/, e.g. test or paper")
     profile.add_argument("--only", nargs="+", metavar="SECTION",
                          help="merge only these sections of the profile (e.g. studies); "
@@ -75,7 +109,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (2) argparse printed
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(name)s: %(message)s", stream=sys.stderr)
     from theorydl import stages
@@ -117,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             print(stages.report(params))
         elif args.command == "status":
-            print_metrics(stages.status(params, name))
+            if name is not None:
+                print_metrics(stages.status(params, name))
+            else:
+                table = [stages.overview(params, n) for n in registry.names()]
+                print(json.dumps(table, indent=2) if args.json else status_table(table))
         elif args.command == "plan":
             for exp in args.experiments:
                 registry.get(exp)
@@ -207,6 +248,28 @@ def claims_page(args, params) -> str:
     return text
 
 
+def _aligned(rows: list[tuple[str, ...]], left: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) if i in left else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+
+
+def status_table(overviews: list[dict]) -> str:
+    """Every study's trials and verdicts as an aligned table, notes below."""
+    head = ("study", "asked", "cached", "failed", "to run", "reproduced", "not reproduced",
+            "not checkable")
+    rows, notes = [head], []
+    for o in overviews:
+        v = o.get("verdicts") or {}
+        rows.append((o["study"], *(str(o.get(k, "-")) for k in ("asked", "cached", "failed",
+                                                                 "to_run")),
+                     *(str(v[k]) if v else "-" for k in ("reproduced", "not reproduced",
+                                                           "not checkable at this scale"))))
+        if o.get("why"):
+            notes.append(f"{o['study']}: {o['why']}")
+    return "\n".join(_aligned(rows, {0}) + ([""] + notes if notes else []))
+
+
 def plan_table(forecasts) -> str:
     """The forecasts as an aligned text table, reasons for unknowns below it."""
     from theorydl.spine.forecast import format_seconds
@@ -222,10 +285,7 @@ def plan_table(forecasts) -> str:
             notes.append(f"{f.study}: {f.why}")
         elif f.to_run:
             notes.append(f"{f.study}: timed on {f.basis} stored units")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i in (0, 5, 6, 7) else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(_aligned(rows, {0, 5, 6, 7}) + ([""] + notes if notes else []))
 
 
 def print_metrics(metrics: dict) -> None:

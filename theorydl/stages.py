@@ -23,7 +23,7 @@ from theorydl.spine.store.store import Store, write_table_atomic
 from theorydl.spine.sweep.executor import execute_units
 from theorydl.spine.sweep.planner import plan_trials
 
-__all__ = ["data", "train", "search", "run_specs", "status", "plan", "analyze", "report", "READS",
+__all__ = ["data", "train", "search", "run_specs", "status", "overview", "plan", "analyze", "report", "READS",
            "PARAMS_STAMP", "write_params_stamp"]
 
 log = logging.getLogger("theorydl")
@@ -200,6 +200,39 @@ def status(params: Params, name: str) -> dict[str, Any]:
         counts[key] = counts.get(key, 0) + 1
     todo = plan_trials(specs, stored, params.run.rerun).todo
     return {"experiment": name, "asked": len(specs), **counts, "would_run": len(todo)}
+
+
+def overview(params: Params, name: str) -> dict[str, Any]:
+    """One study's line of ``theorydl status``: trials asked, cached, failed and to run
+    for the current params, and its verdicts by kind (from its metrics file)."""
+    import json
+
+    from theorydl.spine.experiment import StageError
+
+    exp = registry.get(name)
+    cfg = exp.config(params)
+    out: dict[str, Any] = {"study": name}
+    try:
+        specs = exp.trials(cfg)
+    except (StageError, FileNotFoundError) as exc:
+        out["why"] = f"trials unknown: {exc}"
+    else:
+        stored = Store(params.run.store).latest_status(name)
+        todo = plan_trials(specs, stored, params.run.rerun).todo
+        out.update(asked=len(specs), cached=len(specs) - len(todo),
+                   failed=sum(1 for s in specs if stored.get(s.id) == "failed"),
+                   to_run=len(todo))
+    metrics = Path(cfg.paths.metrics) if getattr(cfg, "paths", None) is not None else None
+    if metrics is not None and metrics.is_file():
+        claims = json.loads(metrics.read_text()).get("claims") or {}
+        verdicts = {k: 0 for k in ("reproduced", "not reproduced",
+                                   "not checkable at this scale")}
+        for entry in claims.values():
+            verdicts[entry["verdict"]] = verdicts.get(entry["verdict"], 0) + 1
+        out["verdicts"] = verdicts
+    elif exp.claims:
+        out.setdefault("why", "not analysed yet")
+    return out
 
 
 def plan(params: Params, name: str):

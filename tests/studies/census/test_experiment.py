@@ -23,6 +23,14 @@ def _cfg(tmp_path, **kw):
                            "functions_per_unit": 40, "paths": paths, **kw})
 
 
+def test_networks_without_any_n_are_rejected_not_dropped(study_params):
+    from theorydl.spine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="network_n_inputs.*net-3"):
+        study_params(census={"architectures": ["threshold", "net-3"], "network_n_inputs": []})
+    study_params(census={"architectures": ["threshold"], "network_n_inputs": []})  # fine
+
+
 def test_shards_tile_each_range_exactly(tmp_path):
     specs = Census().trials(_cfg(tmp_path))
     for n in (0, 2, 3):

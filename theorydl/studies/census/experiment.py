@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from theorydl.expressivity import KNOWN_COUNTS, MAX_N
 from theorydl.spine.config import (
@@ -115,6 +115,15 @@ class CensusConfig(Section):
         if len(set(values)) != len(values):
             raise ValueError(f"repeated values in {values}")
         return values
+
+    @model_validator(mode="after")
+    def _nothing_silently_dropped(self) -> "CensusConfig":
+        counted = [a for a in self.architectures if a == FORMULAS or a.startswith("net-")]
+        if counted and not self.network_n_inputs:
+            raise ValueError(f"network_n_inputs is empty, so {', '.join(counted)} would count "
+                             f"nothing: give it values of N (0..4), or drop them from "
+                             f"architectures")
+        return self
 
 
 def _profile(n: int) -> str:
