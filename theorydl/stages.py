@@ -29,10 +29,11 @@ __all__ = ["data", "train", "search", "run_specs", "status", "overview", "plan",
 log = logging.getLogger("theorydl")
 
 #: The base sections' keys each stage reads, beside its experiment's ``Stage.reads``
-#: (the report reads every experiment's whole section too: it shows them).
+#: (the report reads every experiment's whole section too: it shows them; and the store,
+#: for each study's last training run beside its forecast).
 READS: dict[str, tuple[str, ...]] = {
     "data": (), "search": ("run",), "train": ("run", "wandb"), "analyze": ("wandb",),
-    "report": ("report.path",)}
+    "report": ("report.path", "run.store")}
 
 
 #: The output of the `validate` stage, which checks the whole params file and which every

@@ -162,4 +162,4 @@ def test_the_report_reads_its_path_and_every_section(reads):
     keys = recorded["test", None, "report"]
     p = params["test"]
     shown = set().union(*(_leaves(p.section(n), n) for n in registry.names()))
-    assert keys == shown | {"report.path"}
+    assert keys == shown | set(stages.READS["report"])
