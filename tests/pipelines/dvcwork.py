@@ -34,7 +34,7 @@ def make_workspace(repo_root: Path, work: Path) -> tuple[Path, dict[str, str]]:
             shutil.copy2(src, work / rel)
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "WANDB_API_KEY": FAKE_KEY,
+           "THEORYDL_PYTHON": sys.executable, "WANDB_API_KEY": FAKE_KEY,
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     sh(["git", "init", "-q"], work, env)
