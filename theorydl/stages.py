@@ -205,9 +205,7 @@ def status(params: Params, name: str) -> dict[str, Any]:
 
 def overview(params: Params, name: str) -> dict[str, Any]:
     """One study's line of ``theorydl status``: trials asked, cached, failed and to run
-    for the current params, and its verdicts by kind (from its metrics file)."""
-    import json
-
+    for the current params, and its verdicts by kind (from its claims file)."""
     from theorydl.spine.experiment import StageError
 
     exp = registry.get(name)
@@ -223,9 +221,8 @@ def overview(params: Params, name: str) -> dict[str, Any]:
         out.update(asked=len(specs), cached=len(specs) - len(todo),
                    failed=sum(1 for s in specs if stored.get(s.id) == "failed"),
                    to_run=len(todo))
-    metrics = Path(cfg.paths.metrics) if getattr(cfg, "paths", None) is not None else None
-    if metrics is not None and metrics.is_file():
-        claims = json.loads(metrics.read_text()).get("claims") or {}
+    claims = exp.written_claims(cfg)
+    if claims:
         verdicts = {k: 0 for k in ("reproduced", "not reproduced",
                                    "not checkable at this scale")}
         for entry in claims.values():

@@ -70,18 +70,30 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     from theorydl.spine import registry
 
     for name in registry.names():
-        claims = json.loads((work / f"metrics/{name}.json").read_text())["claims"]
+        claims = json.loads((work / f"results/{name}/claims.json").read_text())
+        numbers = json.loads((work / f"metrics/{name}.json").read_text())["claims"]
+        assert set(numbers) == set(claims), name
         assert set(claims) == {c.id for c in registry.get(name).claims}, name
         for claim in registry.get(name).claims:
             if claim.profile == "test":
                 assert claims[claim.id]["verdict"] != "not checkable at this scale", claim.id
-    assert json.loads((work / "metrics/census.json").read_text())["claims"][
+                assert numbers[claim.id]["reproduced"] in (0, 1), claim.id
+    assert json.loads((work / "results/census/claims.json").read_text())[
         "threshold_n2"]["verdict"] == "reproduced"
     assert ib["claims"]["relu_does_not_compress_kde_upper"]["measured"] is not None
 
     shown = _sh(["dvc", "metrics", "show", "--json"], work, env)
     assert '"n_realizable"' in shown and "14" in shown
-    assert '"verdict": "reproduced"' in shown and "not checkable at this scale" in shown
+    assert '"reproduced": 1' in shown
+
+    def strings(value, path=""):
+        if isinstance(value, dict):
+            return [s for k, v in value.items() for s in strings(v, f"{path}.{k}")]
+        if isinstance(value, list):
+            return [s for i, v in enumerate(value) for s in strings(v, f"{path}[{i}]")]
+        return [f"{path} = {value!r}"] if isinstance(value, str) else []
+
+    assert strings(json.loads(shown)) == []  # numbers only: `dvc metrics diff` diffs no prose
     plots = _sh(["dvc", "plots", "show", "--json"], work, env)
     assert "log2_threshold" in plots and "epochs_to_label_info" in plots
     assert "test_error_pathsgd" in plots

@@ -63,9 +63,10 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
     census = registry.get("census")
     metrics = {"threshold": {"n_realizable": {"4": 1882}},
                "claims": {"threshold_n4": FAKE[0][2]}}
-    path = tmp_path / census.config(params).paths.metrics
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(metrics))
+    paths = census.config(params).paths
+    for file, content in ((paths.metrics, metrics), (paths.claims, metrics["claims"])):
+        (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / file).write_text(json.dumps(content))
     page = build_report(params).read_text()
     assert page.index("<h2>Claims</h2>") < page.index("<h2>census</h2>")
     rows = _rows(page[page.index("<h2>Claims</h2>"):])
@@ -77,7 +78,7 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
     assert by_claim["census", "threshold_n3"][5] == "not analysed yet"
     # The census metrics table below does not repeat the claims.
     census_part = page[page.index("<h2>census</h2>"):]
-    assert "claims." not in census_part and "threshold.n_realizable.4" in census_part
+    assert "claims.threshold" not in census_part and "threshold.n_realizable.4" in census_part
     # Forecast beside actual, for the study whose train stage left a run record.
     assert ("last training run: 7 trials in 2.1 min (forecast 1.7 min), 2026-12-01T10:00 UTC, "
             "commit <code>abcdef0123</code>, Test CPU, 2 cores") in census_part

@@ -61,9 +61,9 @@ def test_a_small_store_renders_to_the_expected_rows(repo_root, tmp_path, monkeyp
     entries = {first.id: {"verdict": "reproduced", "measured": first.published, "why": ""},
                second.id: {"verdict": "not checkable at this scale", "measured": None,
                            "why": "census.n_inputs = [0, 1, 2], needs [4]"}}
-    metrics = tmp_path / cfg.paths.metrics
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps({"claims": entries}))
+    written = tmp_path / cfg.paths.claims
+    written.parent.mkdir(parents=True, exist_ok=True)
+    written.write_text(json.dumps(entries))
     Store(params.run.store).write_run("census", {
         "wall_s": 12.0, "forecast": {"wall_s": 20.0},
         "machine": {"cpu": "Test CPU", "cores": 2, "gpus": 0}})

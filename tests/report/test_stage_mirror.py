@@ -17,6 +17,7 @@ def test_train_and_analyze_write_offline_runs_when_enabled(ray_local, repo_root,
                 "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(var, str(tmp_path / "wandb-home"))
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.chdir(tmp_path)  # every output left at its default path lands here too
     paths = {k: str(tmp_path / f"{k}.out") for k in ("domains", "trials", "table", "metrics",
                                                      "plot")}
     paths["figure"] = str(tmp_path / "census.png")

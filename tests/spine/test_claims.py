@@ -13,6 +13,7 @@ from theorydl.spine.claims import (
     NOT_REPRODUCED,
     REPRODUCED,
     Claim,
+    as_metrics,
     check_claims,
     evaluate_claim,
     measure,
@@ -151,7 +152,8 @@ def test_write_analysis_writes_the_metrics_once_with_the_verdicts(tmp_path):
     class _S(Section):
         n_seeds: int = 4
         """Seeds."""
-        paths: _P = _P(trials=str(tmp_path / "t.parquet"), metrics=str(tmp_path / "m.json"))
+        paths: _P = _P(trials=str(tmp_path / "t.parquet"), metrics=str(tmp_path / "m.json"),
+                       claims=str(tmp_path / "c.json"))
         """Paths."""
 
     class _E(Experiment):
@@ -167,13 +169,23 @@ def test_write_analysis_writes_the_metrics_once_with_the_verdicts(tmp_path):
 
     exp, cfg = _E(), _S()
     out = exp.write_analysis(Analysis(metrics={"count": 104}), cfg)
-    written = json.loads((tmp_path / "m.json").read_text())
-    assert written == out and out["count"] == 104
+    assert out["count"] == 104
     assert out["claims"]["count"]["verdict"] == REPRODUCED
     assert out["claims"]["big"]["verdict"] == NOT_CHECKABLE
     assert out["claims"]["big"]["measured"] == 104
-    # Every value is a scalar, so `dvc metrics show` lists them.
-    assert all(not isinstance(v, (dict, list)) for e in out["claims"].values()
-               for v in e.values())
+    # The whole entries go to the claims file, and the metrics file holds numbers only:
+    # `dvc metrics show` / `diff` compare verdicts as 1 / 0, never prose.
+    assert json.loads((tmp_path / "c.json").read_text()) == out["claims"]
+    assert json.loads((tmp_path / "m.json").read_text()) == {
+        "count": 104, "claims": {"count": {"measured": 104, "reproduced": 1},
+                                 "big": {"measured": 104}}}
     # The claims' scale keys are read by the analyze stage (and so are its params).
     assert "n_seeds" in exp.pipeline()["analyze"].reads
+
+
+def test_the_metrics_view_of_claims_is_numbers():
+    entries = {"a": {"verdict": REPRODUCED, "measured": 0.5, "claim": "words"},
+               "b": {"verdict": NOT_REPRODUCED, "measured": 2.0, "note": "prose"},
+               "c": {"verdict": NOT_CHECKABLE, "measured": None, "why": "too small"}}
+    assert as_metrics(entries) == {"a": {"measured": 0.5, "reproduced": 1},
+                                   "b": {"measured": 2.0, "reproduced": 0}, "c": {}}

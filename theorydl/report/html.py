@@ -88,10 +88,7 @@ def _claims_of(exp, cfg) -> list[tuple[str, str, dict | None]]:
     """An experiment's claims with the entries its metrics file holds."""
     if not exp.claims:
         return []
-    written: dict = {}
-    path = Path(cfg.paths.metrics) if getattr(cfg, "paths", None) is not None else None
-    if path is not None and path.is_file():
-        written = json.loads(path.read_text()).get("claims") or {}
+    written = exp.written_claims(cfg)
     return [(exp.name, c.id, written.get(c.id)) for c in exp.claims]
 
 
@@ -139,6 +136,8 @@ def embeds(key: str, path: str | Path) -> bool:
     """Whether the report embeds output ``key``: a figure (PNG, or a folder of them, which
     :meth:`Experiment.outputs` lists), metrics (any JSON) or the results table (``table``)."""
     suffix = Path(path).suffix
+    if key == "claims":
+        return False  # the claims table at the top shows them
     return suffix in (".png", ".json", "") or (suffix == ".csv" and key == "table")
 
 

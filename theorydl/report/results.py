@@ -21,7 +21,6 @@ of that run on this machine.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,10 +133,7 @@ def collect(params, profiles: Mapping[str, Mapping], default=None,
     for name in registry.names():
         exp = registry.get(name)
         cfg = exp.config(params)
-        written: dict = {}
-        metrics = Path(cfg.paths.metrics) if getattr(cfg, "paths", None) is not None else None
-        if metrics is not None and metrics.is_file():
-            written = json.loads(metrics.read_text()).get("claims") or {}
+        written = exp.written_claims(cfg)
         settings: dict[str, Any] = {}
         for claim in exp.claims:
             for key in claim.scale:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = ["Claim", "VERDICTS", "REPRODUCED", "NOT_REPRODUCED", "NOT_CHECKABLE",
-           "check_claims", "evaluate_claim", "measure"]
+           "check_claims", "evaluate_claim", "measure", "as_metrics"]
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -173,3 +173,20 @@ def check_claims(claims, metrics: Mapping[str, Any], cfg: Any) -> dict[str, dict
     if len(set(ids)) != len(ids):
         raise ValueError(f"repeated claim ids: {sorted(i for i in ids if ids.count(i) > 1)}")
     return {c.id: evaluate_claim(c, metrics, cfg) for c in claims}
+
+
+def as_metrics(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """The numeric view of claim entries that the metrics file holds, so that
+    ``dvc metrics show`` and ``dvc metrics diff`` compare numbers, never prose: per claim
+    ``measured`` (absent where nothing was measured) and ``reproduced``, 1 or 0 (absent
+    where the claim is not checkable at this scale). The whole entries, with the claim's
+    words, source, scale and note, go to the study's claims file."""
+    out: dict[str, dict[str, float]] = {}
+    for cid, entry in entries.items():
+        view: dict[str, float] = {}
+        if entry.get("measured") is not None:
+            view["measured"] = entry["measured"]
+        if entry["verdict"] != NOT_CHECKABLE:
+            view["reproduced"] = int(entry["verdict"] == REPRODUCED)
+        out[cid] = view
+    return out

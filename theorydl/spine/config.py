@@ -174,7 +174,11 @@ class Paths(Section):
     trials: str = result_file("trials.parquet")
     """Train stage output: the rows of exactly the trials the params ask for."""
     metrics: str = f"metrics/{NAME}.json"
-    """Summary metrics for `dvc metrics show` and the report."""
+    """Summary metrics for `dvc metrics show` and the report: numbers only (each claim as
+    its measured value and ``reproduced`` 1/0)."""
+    claims: str = result_file("claims.json")
+    """Analyze stage output: every claim's whole entry (words, source, published and
+    measured values, verdict, why, note), which the report and the results page read."""
 
     def resolved(self, name: str) -> "Paths":
         """These paths with ``{name}`` replaced by ``name``."""

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from theorydl.spine.claims import Claim, check_claims
+from theorydl.spine.claims import Claim, as_metrics, check_claims
 from theorydl.spine.config import Params, Paths, Section
 from theorydl.spine.spec import TrialSpec
 from theorydl.spine.store.rows import TrialResult
@@ -236,8 +236,9 @@ class Experiment(abc.ABC):
 
     def write_analysis(self, result: Analysis | Mapping[str, Any], cfg: Section
                        ) -> dict[str, Any]:
-        """Write an analysis: plot data, figures, then the metrics with the claims'
-        verdicts (the one write of ``paths.metrics``); returns those metrics."""
+        """Write an analysis: plot data, figures, then the claims' entries
+        (``paths.claims``) and the metrics with each claim's numbers (the one write of
+        ``paths.metrics``); returns the metrics with the whole claim entries."""
         from theorydl.spine.store.store import write_text_atomic
 
         if not isinstance(result, Analysis):
@@ -249,9 +250,23 @@ class Experiment(abc.ABC):
         if result.plots or result.frames:
             self.draw(result, cfg)
         metrics = self.record_claims(result.metrics, cfg)
+        if paths is not None and hasattr(paths, "claims"):
+            write_text_atomic(paths.claims,
+                              json.dumps(metrics.get("claims", {}), indent=2) + "\n")
         if paths is not None and hasattr(paths, "metrics"):
-            write_text_atomic(paths.metrics, json.dumps(metrics, indent=2) + "\n")
+            shown = dict(metrics)
+            if "claims" in shown:
+                shown["claims"] = as_metrics(shown["claims"])
+            write_text_atomic(paths.metrics, json.dumps(shown, indent=2) + "\n")
         return metrics
+
+    def written_claims(self, cfg: Section) -> dict[str, dict[str, Any]]:
+        """The claim entries the last analysis wrote (``paths.claims``); empty before one."""
+        paths = getattr(cfg, "paths", None)
+        path = Path(paths.claims) if paths is not None and hasattr(paths, "claims") else None
+        if path is None or not path.is_file():
+            return {}
+        return json.loads(path.read_text())
 
     def record_claims(self, metrics: dict[str, Any], cfg: Section) -> dict[str, Any]:
         """``metrics`` with a ``claims`` entry (each claim's measured value and verdict),

@@ -61,7 +61,7 @@ def test_gating_test_profile_end_to_end(study_params, run_study):
     assert set(metrics["memorise_mse"]["galu_ls"]) == set(ls)
     assert set(metrics["generalise"]) == {"relu", "galu"}
     assert metrics["generalise"]["galu"]["k8"]["alpha"] == 1.0
-    claims = json.loads(open(cfg.paths.metrics).read())["claims"]
+    claims = json.loads(open(cfg.paths.claims).read())
     assert claims["mnist_k96_relu"]["verdict"] == "not checkable at this scale"
     arrays = generalise_arrays(cfg)  # PCA: whitened on the training set
     x = np.concatenate([arrays["x_fit"], arrays["x_val"]])

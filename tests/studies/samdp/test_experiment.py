@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from theorydl.params import load_params, parse_params
+from theorydl.spine.claims import as_metrics
 from theorydl.spine.config import ConfigError, merge, read_yaml
 from theorydl.spine.store.rows import build_table
 from theorydl.studies.samdp.experiment import SAMDPExperiment
@@ -68,7 +69,9 @@ def test_analysis_writes_metrics_criteria_and_figures(trial):
     m = metrics["breakout"]["seed_0"]
     assert m["k"] in cfg.analysis.ks and m["record_episodes"] >= 1
     assert m["vmse"] is None or m["vmse"] >= 0
-    assert json.loads(Path(cfg.paths.metrics).read_text()) == metrics
+    assert json.loads(Path(cfg.paths.claims).read_text()) == metrics["claims"]
+    assert json.loads(Path(cfg.paths.metrics).read_text()) == {
+        **metrics, "claims": as_metrics(metrics["claims"])}
     header = Path(cfg.paths.criteria).read_text().splitlines()[0].split(",")
     assert {"k", "vmse_spatiotemporal", "vmse_plain", "entropy_spatiotemporal"} <= set(header)
     pngs = sorted(p.name for p in Path(cfg.paths.figures).glob("*.png"))
