@@ -85,7 +85,8 @@ def ternary_grid(levels: int, d: int) -> np.ndarray:
 def grid_check(levels: int, d: int, member) -> dict[str, float]:
     """Build the network with margin 3^-(levels+1), evaluate it on the ternary grid and
     compare sign(f) with ``member(x)`` (K_levels membership): the counts of grid points,
-    of positives, of errors, the depth (affine layers) and the largest width; and
+    of positives, of errors, the depth (affine layers, ``net_depth``) and the largest
+    width (``net_width``); and
     whether f is exactly 1 on every positive."""
     margin = 3.0 ** -(levels + 1)
     layers = cantor_network(levels, d, margin)
@@ -96,4 +97,4 @@ def grid_check(levels: int, d: int, member) -> dict[str, float]:
             "errors": int(np.sum((f > 0) != inside)),
             "exact_on_positives": bool(np.all(f[inside] == 1.0)),
             "max_negative_output": float(f[~inside].max()) if (~inside).any() else None,
-            "depth": len(layers), "width": max(w.shape[1] for w, _ in layers[:-1])}
+            "net_depth": len(layers), "net_width": max(w.shape[1] for w, _ in layers[:-1])}

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 __all__ = ["FRACTALS", "IFS", "analytic_curve", "curve_label", "empirical_curve", "get_ifs",
-           "level_of", "member", "sample", "stop_probabilities",
+           "level_of", "member", "place", "sample", "stop_probabilities",
            "theorem_level"]
 
 
@@ -145,7 +145,16 @@ def sample(ifs: IFS, levels: int, pdeg: int, n: int, rng: np.random.Generator, *
     for l in range(1, levels + 1):  # the first level where each point stops, if any
         fresh = (stop == 0) & (rng.random(n) < q[l - 1])
         stop[fresh] = l
-    # the child chosen at each level above the stop (a positive descends all the way)
+    x = place(ifs, levels, stop, rng, negatives=negatives)
+    return x, np.where(stop == 0, 1, -1), stop
+
+
+def place(ifs: IFS, levels: int, stop: np.ndarray, rng: np.random.Generator, *,
+          negatives: Literal["original", "complement"] = "original") -> np.ndarray:
+    """Points (n, d) with given stop levels (n,): 0 a positive, uniform on K_levels;
+    l >= 1 a negative, uniform on the level-l gaps. The child cell at each level above the
+    stop is uniform (a positive descends all the way)."""
+    n = len(stop)
     depth = np.where(stop == 0, levels, stop - 1)
     path = rng.integers(0, ifs.r, size=(n, levels))
     x = np.empty((n, ifs.d))
@@ -155,7 +164,7 @@ def sample(ifs: IFS, levels: int, pdeg: int, n: int, rng: np.random.Generator, *
     for l in range(levels - 1, -1, -1):  # apply F_{i_1} o ... o F_{i_depth}, innermost first
         act = depth > l
         x[act] = x[act] / ifs.scale + ifs.shifts[path[act, l]]
-    return x, np.where(pos, 1, -1), stop
+    return x
 
 
 def level_of(ifs: IFS, x: np.ndarray, levels: int) -> np.ndarray:
