@@ -144,7 +144,7 @@ class Layerwise(StackedExperiment):
                               "epochs", "batch_size", "lr", "weight_decay", "init_scale",
                               "top_epochs", "top_lr", "cluster_samples", "kmeans_init",
                               "n_seeds", "device", "gpus_per_stack", "stack_memory_mb")),
-        "analyze": Stage(reads=("classes",)),
+        "analyze": Stage(),
     }
     claims = (
         Claim("hierarchy_recovered", "the layer-wise algorithm recovers the latent semantic "
