@@ -215,7 +215,7 @@ def _stage_entries(root: Path, data: Mapping, params) -> tuple[dict, dict]:
             entries[f"{name}_{kind}"] = entry
         shown += [path for key, path in paths.items() if embeds(key, path)]
         for plot_id, plot in exp.plots.items():
-            plots[plot_id] = _plot(plot, paths[plot.data])
+            plots[plot_id] = _plot(plot, [paths[k] for k in plot.files])
     entries["report"] = {
         "cmd": f"{STAGE_PYTHON} pipelines/report.py",
         "deps": [stages.PARAMS_STAMP, *shown, *code_deps([script["report"]], root, modules)],
@@ -248,9 +248,10 @@ def _stage_code(kind: str, script: Path, module: Path, root: Path) -> list[str]:
     return code_deps([script, *(v for v in views if v.is_file())], root, [module])
 
 
-def _plot(plot, path: str) -> dict:
+def _plot(plot, files: list[str]) -> dict:
+    y = plot.y[0] if len(plot.y) == 1 else list(plot.y)
     out: dict[str, Any] = {"template": plot.template, "x": plot.x,
-                           "y": {path: plot.y[0] if len(plot.y) == 1 else list(plot.y)}}
+                           "y": {path: y for path in files}}
     for key in ("title", "x_label", "y_label"):
         if getattr(plot, key):
             out[key] = getattr(plot, key)

@@ -95,7 +95,7 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
 
     assert strings(json.loads(shown)) == []  # numbers only: `dvc metrics diff` diffs no prose
     plots = _sh(["dvc", "plots", "show", "--json"], work, env)
-    assert "log2_threshold" in plots and "epochs_to_label_info" in plots
+    assert "log2_threshold" in plots and "learned_per_expressible" in plots
     assert "test_error_pathsgd" in plots
 
     again = _sh(["dvc", "repro"], work, env)

@@ -109,8 +109,9 @@ class Stage:
 class Plot:
     """A `dvc plots` definition over plot data the analysis writes."""
 
-    data: str
-    """The ``paths`` key of the CSV."""
+    data: str | tuple[str, ...]
+    """The ``paths`` key of the CSV, or several (one series each, coloured by file: e.g.
+    one file per activation where each has its own x values)."""
     x: str
     y: tuple[str, ...]
     template: str = "linear"
@@ -119,6 +120,11 @@ class Plot:
     y_label: str = ""
     about: str = ""
     """A line said above the definition in dvc.yaml."""
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The ``paths`` keys of its CSVs."""
+        return (self.data,) if isinstance(self.data, str) else tuple(self.data)
 
 
 class Experiment(abc.ABC):

@@ -8,6 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 
+from theorydl.spine.claims import as_metrics
 from theorydl.expressivity import n_functions
 from theorydl.spine.experiment import Unit
 from theorydl.studies.census.analysis import CensusIncomplete, census_table
@@ -16,7 +17,7 @@ from theorydl.studies.census.experiment import Census, CensusConfig
 
 def _cfg(tmp_path, **kw):
     paths = {k: str(tmp_path / f"{k}.out") for k in ("domains", "trials", "table", "metrics",
-                                                     "plot", "figure")}
+                                                     "claims", "plot", "figure")}
     paths["figure"] = str(tmp_path / "census.png")
     paths["formula_figure"] = str(tmp_path / "formulas.png")
     return CensusConfig(**{"n_inputs": [0, 2, 3], "architectures": ["threshold"],
@@ -57,7 +58,8 @@ def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
     table = _run_all(cfg)
     exp = Census()
     metrics = exp.write_analysis(exp.analyze(table, cfg, params=None), cfg)
-    assert json.loads((tmp_path / "metrics.out").read_text()) == metrics
+    assert json.loads((tmp_path / "metrics.out").read_text()) == {
+        **metrics, "claims": as_metrics(metrics["claims"])}
     assert metrics["threshold"]["n_realizable"] == {"0": 2, "2": 14, "3": 104}
     assert metrics["threshold"]["matches_published"] is True
     claims = Census().record_claims(metrics, cfg)["claims"]

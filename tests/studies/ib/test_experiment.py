@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from theorydl.spine.claims import as_metrics
 from theorydl.params import load_params
 from theorydl.spine.config import merge, read_yaml
 from theorydl.spine.store.rows import TrialResult, build_table
@@ -106,7 +107,8 @@ def test_analysis_writes_metrics_plots_and_figures(cfg):
                     for t, (s, r) in zip(unit.trials, measured)]
     table = build_table(specs, results, {})
     metrics = exp.write_analysis(exp.analyze(table, cfg, params=None), cfg)
-    assert json.loads(open(cfg.paths.metrics).read()) == metrics
+    assert json.loads(open(cfg.paths.metrics).read()) == {
+        **metrics, "claims": as_metrics(metrics["claims"])}
     assert metrics["trials"] == {"ok": len(specs)}
     for act in cfg.activations:
         entry = metrics[act]
@@ -129,9 +131,13 @@ def test_analysis_writes_metrics_plots_and_figures(cfg):
     assert "n_seeds" in claims["tanh_compresses_kde_upper"]["why"]
     for key in ("figure_plane", "figure_epochs", "figure_snr", "figure_depth"):
         assert open(getattr(cfg.paths, key), "rb").read(4) == b"\x89PNG"
-    plane = np.genfromtxt(cfg.paths.plane_plot, delimiter=",", names=True, dtype=None,
-                          encoding=None)
-    assert {"i_xt", "i_ty", "epoch", "layer"} <= set(plane.dtype.names)
+    for activation in ("tanh", "relu"):  # one plot file each: DVC colours them apart
+        plane = np.genfromtxt(getattr(cfg.paths, f"plane_{activation}_plot"), delimiter=",",
+                              names=True, dtype=None, encoding=None)
+        assert set(plane.dtype.names) == {"i_xt", "i_ty", "epoch", "layer"}
+        assert len(plane) > 0, activation
+    depth = np.genfromtxt(cfg.paths.depth_plot, delimiter=",", names=True)
+    assert depth.dtype.names == ("depth", "tanh", "relu")
 
 
 def test_data_stage_and_its_check(cfg):

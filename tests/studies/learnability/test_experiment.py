@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from theorydl.spine.claims import as_metrics
 from theorydl.studies.learnability.analysis import LearnabilityIncomplete, group_results
 from theorydl.studies.learnability.experiment import Learnability, LearnabilityConfig, learned
 
@@ -22,7 +23,7 @@ def test_learned_needs_one_seed_with_every_input_right():
 
 
 def _cfg(tmp_path, **kw):
-    names = ("trials", "metrics", "table", "classes", "hardest", "plot")
+    names = ("trials", "metrics", "claims", "table", "classes", "hardest", "plot")
     paths = {k: str(tmp_path / f"{k}.out") for k in names}
     paths.update({k: str(tmp_path / f"{k}.png")
                   for k in ("figure", "figure_classes", "figure_hardest")})
@@ -57,7 +58,8 @@ def test_trained_census_of_two_inputs(tmp_path):
     result = exp.analyze(table, cfg, params=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     metrics = exp.write_analysis(result, cfg)
-    assert json.loads((tmp_path / "metrics.out").read_text()) == metrics
+    assert json.loads((tmp_path / "metrics.out").read_text()) == {
+        **metrics, "claims": as_metrics(metrics["claims"])}
     assert metrics["expressible"] == {"net-1": {"2": 14}, "net-2": {"2": 16}}
     # one hidden sigmoid unit computes only threshold functions: never XOR (6) or XNOR (9)
     assert metrics["learned_not_expressible"]["sigmoid"]["net-1"]["2"] == 0

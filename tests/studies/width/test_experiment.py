@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from theorydl.spine.claims import as_metrics
 from theorydl.nn import init_stack
 from theorydl.nn.pathsgd import path_norm
 from theorydl.params import load_params
@@ -286,7 +287,8 @@ def test_analysis_outputs(cfg):
         assert open(getattr(off.paths, key), "rb").read(4) == b"\x89PNG"
     plot = open(off.paths.curve_plot).read().splitlines()
     assert plot[0].split(",")[0] == "width" and len(plot) == 1 + len(off.widths)
-    assert json.loads(open(off.paths.metrics).read()) == json.loads(json.dumps(metrics))
+    assert json.loads(open(off.paths.metrics).read()) == json.loads(json.dumps(
+        {**metrics, "claims": as_metrics(metrics["claims"])}))
     # A width counts only if every seed fits, and only from where every wider one does.
     synthetic = agg.copy()
     synthetic.loc[:, "fit_fraction"] = [0.5, 1.0] * (len(synthetic) // 2)

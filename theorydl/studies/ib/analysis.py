@@ -34,7 +34,11 @@ import pyarrow as pa
 from theorydl.spine.experiment import Analysis
 
 __all__ = ["analyze", "seed_means", "fitting_and_compression", "epochs_to_label_info",
-           "snr_transitions", "depth_spearman"]
+           "snr_transitions", "depth_spearman", "PLOT_ACTIVATIONS"]
+
+#: The activations `dvc plots` contrasts, one series (and one plane file) each, as the
+#: paper's claims do; the figures draw every activation the params list.
+PLOT_ACTIVATIONS = ("tanh", "relu")
 
 
 def _frame(table: pa.Table):
@@ -142,14 +146,17 @@ def analyze(table: pa.Table, cfg) -> Analysis:
         entry["depth_epochs_spearman"] = depth_spearman(depth, activation)
         metrics[activation] = entry
     plane = curves[(curves.arch == main) & (curves.estimator == "bin")]
-    depth_rows = [{"depth": d, "activation": a, "epochs_to_label_info": m,
-                   "seeds_reached": r, "seeds": n}
-                  for (a, d), (m, r, n) in sorted(depth.items())]
+    plane_cols = ["layer", "epoch", "i_xt", "i_ty"]
+    # One column per activation (empty where it did not reach the label information):
+    # the two series DVC draws, as the claim contrasts them.
+    depth_rows = [{"depth": d, **{a: depth[a, d][0] if (a, d) in depth else None
+                                  for a in PLOT_ACTIVATIONS}}
+                  for d in sorted({d for _, d in depth})]
     return Analysis(
         metrics=metrics,
-        plots={"plane_plot": plane[["activation", "layer", "epoch", "i_xt", "i_ty"]]
-               .to_csv(index=False, float_format="%.6g"),
-               "depth_plot": pd.DataFrame(depth_rows)},
+        plots={**{f"plane_{a}_plot": plane[plane.activation == a][plane_cols]
+                  .to_csv(index=False, float_format="%.6g") for a in PLOT_ACTIVATIONS},
+               "depth_plot": pd.DataFrame(depth_rows, columns=["depth", *PLOT_ACTIVATIONS])},
         frames={"curves": curves[curves.arch == main],
                 "snr": {(a, l): e for (a, arch, l), e in snr.items() if arch == main},
                 "depth": depth})

@@ -91,9 +91,12 @@ class IBPaths(Paths):
     data: str = data_file("dataset.parquet")
     """Data stage output: the 4096 patterns, labels and split."""
     depth_plot: str = plot_file("depth")
-    """Plot data: depth against epochs to reach label information."""
-    plane_plot: str = plot_file("plane")
-    """Plot data: seed-averaged information-plane trajectories."""
+    """Plot data: depth against epochs to reach label information, a column per
+    activation (tanh, relu)."""
+    plane_tanh_plot: str = plot_file("plane_tanh")
+    """Plot data: seed-averaged information-plane trajectories of the tanh network."""
+    plane_relu_plot: str = plot_file("plane_relu")
+    """Plot data: the same for the ReLU network (its own file: DVC colours by file)."""
     figure_plane: str = figure_file("plane")
     """Information plane per activation and estimator, layers coloured by epoch."""
     figure_epochs: str = figure_file("epochs")
@@ -258,13 +261,14 @@ class IB(StackedExperiment):
     }
     claims = _ib_claims()
     plots = {
-        "ib_plane": Plot("plane_plot", x="i_xt", y=("i_ty",), template="scatter",
-                         title="Information plane (binning, mean over seeds)",
+        "ib_plane": Plot(("plane_tanh_plot", "plane_relu_plot"), x="i_xt", y=("i_ty",),
+                         template="scatter",
+                         title="Information plane, tanh against ReLU (binning, mean over seeds)",
                          x_label="I(X;T) [bits]", y_label="I(T;Y) [bits]",
                          about="The information plane of the paper's network (binning), "
-                               "tanh and ReLU."),
-        "ib_depth": Plot("depth_plot", x="depth", y=("epochs_to_label_info",),
-                         title="Epochs to label information against depth",
+                               "every layer and sampled epoch; one colour per activation."),
+        "ib_depth": Plot("depth_plot", x="depth", y=("tanh", "relu"),
+                         title="Epochs to label information against depth, per activation",
                          x_label="hidden layers", y_label="epochs",
                          about="Depth against the epochs the last hidden layer needs to carry "
                                "the label information."),

@@ -87,7 +87,9 @@ def analyze(table: pa.Table, cfg) -> Analysis:
                "mean_seed_success_expressible": round(float(success[expressible].mean()), 6)}
         summary.append(row)
         plot.append({"architecture": f"{act}/{arch}/N{n}", "expressible": row["expressible"],
-                     "learned": row["learned"]})
+                     "learned": row["learned"],
+                     "learned_per_expressible": round(row["learned"] / row["expressible"], 6)
+                     if row["expressible"] else None})
         for key in ("learned", "expressible_not_learned", "learned_not_expressible",
                     "mean_seed_success"):
             metrics[key].setdefault(act, {}).setdefault(arch, {})[str(n)] = row[key]

@@ -148,11 +148,12 @@ class Learnability(StackedExperiment):
     }
     claims = CLAIMS
     plots = {"learnability": Plot(
-        "plot", x="architecture", y=("expressible", "learned"),
-        title="Expressible (exact) and learned (trained) functions",
-        x_label="architecture", y_label="functions",
-        about="Per activation, N and architecture: functions the threshold network of "
-              "that shape expresses, and functions some seed fits exactly.")}
+        "plot", x="learned_per_expressible", y=("architecture",), template="bar_horizontal",
+        title="Functions training finds, per function the architecture expresses",
+        x_label="learned / expressible", y_label="activation / architecture / N",
+        about="Per activation, N and architecture (one bar each): the functions some seed "
+              "fits exactly over the functions the threshold network of that shape "
+              "expresses (exact counts in the same CSV).")}
 
     _SWEPT = ("n_inputs", "activation", "depth", "width", "start", "stop")
 
