@@ -298,26 +298,27 @@ class Fractal(StackedExperiment):
         for pdeg, depth, width in sorted(nets):
             for s in range(t.n_seeds):
                 add("train", s, pdeg=pdeg, depth=depth, width=width, **shared)
-        c = cfg.cifar
+        c = cfg.cifar  # every key read, enabled or not: the stage's reads do not vary
+        cnn = {"steps": c.steps, "lr": c.lr, "batch_size": c.batch_size, "root": c.root}
+        depths, widths, seeds = c.depths, c.widths, range(c.n_seeds)
         if c.enabled:
-            for depth in c.depths:
-                for width in c.widths:
-                    for s in range(c.n_seeds):
+            for depth in depths:
+                for width in widths:
+                    for s in seeds:
                         add("cifar", s, fractal=None, dim=None, levels=None, negatives=None,
-                            depth=depth, width=width, steps=c.steps, lr=c.lr,
-                            batch_size=c.batch_size, root=c.root)
+                            depth=depth, width=width, **cnn)
         return specs
 
     # ------------------------------------------------------------------ data
     def data(self, params, cfg: FractalConfig) -> None:
         from theorydl.spine.store.store import write_text_atomic
 
-        record: dict[str, Any] = {"enabled": cfg.cifar.enabled}
+        record: dict[str, Any] = {"enabled": cfg.cifar.enabled, "root": cfg.cifar.root}
         if cfg.cifar.enabled:
             from theorydl.data.vision import SOURCES, download
 
             files = download("cifar10", cfg.cifar.root)  # checks the published MD5
-            record |= {"dataset": "cifar10", "root": cfg.cifar.root,
+            record |= {"dataset": "cifar10",
                        "files": [str(f) for f in files],
                        "md5": [r.md5 for r in SOURCES["cifar10"]]}
         write_text_atomic(cfg.paths.data, json.dumps(record, indent=2) + "\n")
