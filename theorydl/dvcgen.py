@@ -218,7 +218,10 @@ def _stage_entries(root: Path, data: Mapping, params) -> tuple[dict, dict]:
             plots[plot_id] = _plot(plot, [paths[k] for k in plot.files])
     entries["report"] = {
         "cmd": f"{STAGE_PYTHON} pipelines/report.py",
-        "deps": [stages.PARAMS_STAMP, *shown, *code_deps([script["report"]], root, modules)],
+        # the profiles too: the report names the profile each study's params are at
+        "deps": [stages.PARAMS_STAMP, *shown,
+                 *(f"profiles/{p.name}" for p in sorted((root / "profiles").glob("*.yaml"))),
+                 *code_deps([script["report"]], root, modules)],
         "params": [*_params_keys(stages.READS["report"], data),
                    *(n for n in registry.names() if n in data)],
         "outs": [params.report.path],

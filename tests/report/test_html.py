@@ -6,7 +6,7 @@ import json
 import re
 
 from theorydl.params import load_params
-from theorydl.report.html import build_report, claims_table
+from theorydl.report.html import build_report, cite, claims_table, summary
 from theorydl.spine import registry
 
 FAKE = [
@@ -30,7 +30,8 @@ FAKE = [
 
 
 def _rows(page: str) -> list[list[str]]:
-    table = page[page.index("<table>"):page.index("</table>")]
+    start = page.index("<table class=claims>")
+    table = page[start:page.index("</table>", start)]
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table)
     return [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)]
             for r in rows[1:]]
@@ -39,14 +40,33 @@ def _rows(page: str) -> list[list[str]]:
 def test_claims_table_shows_published_measured_and_verdict():
     rows = _rows(claims_table(FAKE))
     assert len(rows) == 4
-    assert rows[0][0] == "census" and rows[0][3] == "1882" and rows[0][4] == "1882"
-    assert rows[0][5] == "reproduced" and rows[0][6] == "default profile"
-    assert rows[1][3] == "≤ 0 ± 0.1" and rows[1][4] == "1.4"
-    assert rows[1][5] == "not reproduced" and rows[1][7] == "fixed bins"
+    # not reproduced first, then reproduced, not checkable, not analysed
+    assert [r[5] for r in rows] == ["not reproduced", "reproduced",
+                                    "not checkable at this scale", "not analysed yet"]
+    assert rows[1][0] == "census" and rows[1][3] == "1882" and rows[1][4] == "1882"
+    assert rows[1][6] == "default profile" and rows[1][2] == "OEIS A000609"
+    assert rows[0][3] == "≤ 0 ± 0.1" and rows[0][4] == "1.4"
+    assert rows[0][7] == "1fixed bins"  # folded: the count, then the notes
     assert "&lt;bin&gt;" in claims_table(FAKE)  # escaped
-    assert rows[2][3] == "≥ 1" and rows[2][5] == "not checkable at this scale"
-    assert rows[2][7] == "n_seeds = 4, needs 50"
-    assert rows[3][0] == "samdp" and rows[3][5] == "not analysed yet" and rows[3][4] == ""
+    assert rows[2][3] == "≥ 1" and rows[2][7] == "1n_seeds = 4, needs 50"
+    assert rows[3][0] == "samdp" and rows[3][4] == "" and rows[3][7] == ""
+    assert "<a href='https://oeis.org/A000609'>" in claims_table(FAKE)
+
+
+def test_citations_are_short_and_linked():
+    assert cite("OEIS A000370 (Boolean functions of n variables up to NPN)").count(
+        ">OEIS A000370</a>") == 1
+    short = cite("Malach & Shalev-Shwartz 2019 (arXiv:1903.03488), Figure 5 (curve #1)")
+    assert ">Malach &amp; Shalev-Shwartz 2019 (arXiv:1903.03488)</a>" in short
+    assert "href='https://arxiv.org/abs/1903.03488'" in short and "Figure 5" in short  # title
+    assert "<a " not in cite("Minsky & Papert 1969 (one unit)")  # nothing known to link
+
+
+def test_summary_counts_by_verdict_and_study():
+    counts = summary(FAKE)
+    assert counts["all"] == {"not reproduced": 1, "reproduced": 1,
+                             "not checkable at this scale": 1, "not analysed yet": 1}
+    assert counts["ib"]["not reproduced"] == 1 and counts["ib"]["reproduced"] == 0
 
 
 def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_path,
@@ -68,8 +88,13 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
         (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / file).write_text(json.dumps(content))
     page = build_report(params).read_text()
-    assert page.index("<h2>Claims</h2>") < page.index("<h2>census</h2>")
-    rows = _rows(page[page.index("<h2>Claims</h2>"):])
+    assert page.index("<h2 id=claims>Claims</h2>") < page.index("<h2 id='census'>census</h2>")
+    n = len([c for name in registry.names() for c in registry.get(name).claims])
+    assert f"<b>{n} claims: 1 reproduced, 0 not reproduced" not in page  # order: disagreeing first
+    assert f"<b>{n} claims: 0 not reproduced, 1 reproduced, 0 not checkable at this scale, "\
+           f"{n - 1} not analysed yet.</b>" in page
+    assert "profiles: params.yaml: census" in page  # the test's params are no profile's
+    rows = _rows(page[page.index("<h2 id=claims>Claims</h2>"):])
     declared = [(n, c.id) for n in registry.names() for c in registry.get(n).claims]
     assert len(rows) == len(declared)
     by_claim = {(r[0], r[1].rsplit("(", 1)[-1].rstrip(")")): r for r in rows}
@@ -77,9 +102,10 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
     assert by_claim["census", "threshold_n4"][5] == "reproduced"
     assert by_claim["census", "threshold_n3"][5] == "not analysed yet"
     # The census metrics table below does not repeat the claims.
-    census_part = page[page.index("<h2>census</h2>"):]
+    census_part = page[page.index("<h2 id='census'>census</h2>"):]
     assert "claims.threshold" not in census_part and "threshold.n_realizable.4" in census_part
     # Forecast beside actual, for the study whose train stage left a run record.
     assert ("last training run: 7 trials in 2.1 min (forecast 1.7 min), 2026-12-01T10:00 UTC, "
             "commit <code>abcdef0123</code>, Test CPU, 2 cores") in census_part
-    assert "last training run" not in page[page.index("<h2>ib</h2>"):page.index("<h2>learn")]
+    assert "last training run" not in page[page.index("<h2 id='ib'>"):page.index("<h2 id='learn")]
+    assert "<i>how many Boolean functions of N inputs does a machine express?</i>" in census_part
