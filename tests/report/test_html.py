@@ -87,6 +87,10 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
     for file, content in ((paths.metrics, metrics), (paths.claims, metrics["claims"])):
         (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / file).write_text(json.dumps(content))
+    from PIL import Image
+
+    (tmp_path / paths.figure).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), "white").save(tmp_path / paths.figure)
     page = build_report(params).read_text()
     assert page.index("<h2 id=claims>Claims</h2>") < page.index("<h2 id='census'>census</h2>")
     n = len([c for name in registry.names() for c in registry.get(name).claims])
@@ -109,3 +113,21 @@ def test_the_report_opens_with_every_claim_of_every_experiment(repo_root, tmp_pa
             "commit <code>abcdef0123</code>, Test CPU, 2 cores") in census_part
     assert "last training run" not in page[page.index("<h2 id='ib'>"):page.index("<h2 id='learn")]
     assert "<i>how many Boolean functions of N inputs does a machine express?</i>" in census_part
+    assert "Claims it supports: <a href='#claim-census-threshold_n0'>threshold_n0</a>" in census_part
+    assert "<tr class=reproduced id='claim-census-threshold_n4'>" in page
+
+
+def test_every_figure_names_claims_that_exist():
+    from fnmatch import fnmatchcase
+
+    for name in registry.names():
+        exp = registry.get(name)
+        fields = set(exp.paths_model().model_fields)
+        for key, patterns in exp.figure_claims.items():
+            assert any(fnmatchcase(f, key) for f in fields) or "*" in key, (name, key)
+            for pattern in patterns:
+                assert any(fnmatchcase(c.id, pattern) for c in exp.claims), (name, pattern)
+    assert registry.get("failures").claims_of_figure("figure_parity") == [
+        "parity_d30_fails", "parity_d5_solved", "parity_d10_solved",
+        "parity_variance_one_bit_per_dimension"]
+    assert registry.get("failures").claims_of_figure("figure_flat") == []

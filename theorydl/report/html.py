@@ -138,7 +138,7 @@ def claims_table(claims: list[tuple[str, str, dict | None]]) -> str:
             ("l", f"<details><summary>{len(notes)}</summary>{esc('; '.join(notes))}</details>"
              if notes else ""),
         ]
-        rows.append(f"<tr class={css}>" + "".join(
+        rows.append(f"<tr class={css} id='claim-{esc(experiment)}-{esc(claim_id)}'>" + "".join(
             f"<td class={c}>{text}</td>" if c else f"<td>{text}</td>" for c, text in cells)
             + "</tr>")
     if not rows:
@@ -302,10 +302,13 @@ def build_report(params: Params) -> Path:
                 continue
             if path.suffix == ".png":
                 data = base64.b64encode(path.read_bytes()).decode()
+                supports = ", ".join(f"<a href='#claim-{esc(name)}-{esc(c)}'>{esc(c)}</a>"
+                                     for c in exp.claims_of_figure(key))
                 figures.append(f"<figure><img alt='{esc(_caption(exp, key))}' "
                                f"src='data:image/png;base64,{data}'><figcaption>"
                                f"<code>{esc(path.name)}</code>: {esc(_caption(exp, key))}"
-                               "</figcaption></figure>")
+                               + (f" Claims it supports: {supports}." if supports else "")
+                               + "</figcaption></figure>")
             elif path.suffix == ".json":
                 folded.append(f"<details><summary>metrics ({esc(str(path))})</summary>"
                               f"<div class=wide>{_metrics_table(path)}</div></details>")

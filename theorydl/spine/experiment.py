@@ -151,6 +151,17 @@ class Experiment(abc.ABC):
     that ``analyze`` returns (:mod:`theorydl.spine.claims`). The analyze stage
     adds their verdicts to the metrics file (:meth:`record_claims`), and reads the
     section keys of their ``scale``."""
+    figure_claims: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Which claims each figure supports, for its caption in the report: output key (a
+    ``paths`` field, or a pattern over the PNG names of a folder of figures) -> claim id
+    patterns (``fnmatch``: ``"parity_*"``)."""
+
+    def claims_of_figure(self, key: str) -> list[str]:
+        """The ids of the claims the figure at output ``key`` supports, as declared."""
+        from fnmatch import fnmatchcase
+
+        patterns = [p for k, ps in self.figure_claims.items() if fnmatchcase(key, k) for p in ps]
+        return [c.id for c in self.claims if any(fnmatchcase(c.id, p) for p in patterns)]
 
     def pipeline(self) -> dict[str, Stage]:
         """The declared stages, completed as :attr:`stages` says, in the order they run."""

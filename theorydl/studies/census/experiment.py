@@ -171,6 +171,7 @@ class Census(Experiment):
     }
     stages = {**stages, "analyze": Stage(reads=("network_n_inputs",))}
     claims = CLAIMS
+    figure_claims = {"figure": ("*",)}
     plots = {"census": Plot(
         "plot", x="n_inputs", y=("log2_threshold", "log2_all_functions"),
         title="Boolean functions an N-input machine expresses", x_label="N (inputs)",

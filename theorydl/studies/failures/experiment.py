@@ -366,6 +366,8 @@ class Failures(StackedExperiment):
         "analyze": Stage(reads=("analysis", "families")),
     }
     claims = CLAIMS
+    figure_claims = {"figure_parity": ("parity_*",), "figure_conditioning": ("whitened_*",),
+                     "figure_lines": ("lines_*",), "figure_stocks": ("stocks_*",)}
     plots = {
         "failures_parity": Plot("parity_plot", x="d", y=("final_accuracy",),
                                 title="Parity: final accuracy on fresh samples against d",

@@ -262,6 +262,8 @@ class Fractal(StackedExperiment):
         "analyze": Stage(reads=("train.depth", "train.grid_curve")),
     }
     claims = _claims()
+    figure_claims = {"figure_accuracy": ("fig5_*",), "figure_depth_width": ("deeper_*",),
+                     "figure_gradient": ("gradient_*",)}
     plots = {
         "fractal_curves": Plot("curve_plot", x="j", y=("analytic", "empirical"),
                                title="Approximation curves P(j)", x_label="level j",

@@ -259,6 +259,7 @@ _FMS = "Fiat, Malach & Shalev-Shwartz 2019 (arXiv:1906.05032)"
 
 def _gating_claims() -> tuple[Claim, ...]:
     claims = []
+    figure_claims = {"figure_memorise": ("memorise_*",), "figure_generalise": ("mnist_*",)}
     for network, values in PUBLISHED_MEMORISE.items():
         for r, v, tol in zip(PUBLISHED_RATIOS, values, MEMORISE_TOLERANCE):
             ls = network == "galu_ls"

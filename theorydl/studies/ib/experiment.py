@@ -186,6 +186,8 @@ _ESTIMATOR_NOTES = {
 
 def _ib_claims() -> tuple[Claim, ...]:
     claims = []
+    figure_claims = {"figure_plane": ("*_compress*",), "figure_epochs": ("*_compress*",),
+                     "figure_snr": ("*_snr_*",), "figure_depth": ("*_depth_*",)}
     for est in ESTIMATORS:
         scale = {**_PAPER_SCALE, **({"estimators.bin_convention": "idnns"}
                                     if est == "bin" else {})}

@@ -161,6 +161,7 @@ class Layerwise(StackedExperiment):
                    f"training set, within {MARGIN}; measured on the synthetic model, "
                    "not on CIFAR-10"),
     )
+    figure_claims = {"figure": ("*",)}
     plots = {
         "layerwise_accuracy": Plot("accuracy_plot", x="n_train", y=("layerwise", "e2e"),
                                    title="Layer-wise vs end-to-end: test accuracy",

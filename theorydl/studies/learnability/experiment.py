@@ -147,6 +147,7 @@ class Learnability(StackedExperiment):
         "analyze": Stage(reads=("n_hardest", "n_seeds")),
     }
     claims = CLAIMS
+    figure_claims = {"figure": ("*",)}
     plots = {"learnability": Plot(
         "plot", x="learned_per_expressible", y=("architecture",), template="bar_horizontal",
         title="Functions training finds, per function the architecture expresses",

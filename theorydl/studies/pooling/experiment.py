@@ -240,6 +240,7 @@ class Pooling(StackedExperiment):
               note="measured: the smallest (rank - channels) over random networks with >= 2 "
                    "channels on the rank grid"),
     )
+    figure_claims = {"figure_accuracy": ("pooling_geometry_bias",), "figure_ranks": ("*_rank_*",)}
     plots = {
         "pooling_accuracy": Plot("accuracy_plot", x="test_accuracy", y=("config",),
                                  template="bar_horizontal",

@@ -177,6 +177,7 @@ class SAMDPExperiment(Experiment):
         "analyze": Stage(reads=("analysis",)),
     }
     claims = CLAIMS
+    figure_claims = {"*greedy*": ("greedy_*",)}
     plots = {"samdp_vmse": Plot(
         "criteria", x="k", y=("vmse_spatiotemporal", "vmse_plain"),
         title="SAMDP value error against K", x_label="K (clusters)", y_label="VMSE",

@@ -129,6 +129,7 @@ class Sharing(StackedExperiment):
               f"{blend_key(1.0)}.shared_over_unshared", "<=", HALF, profile="default",
               scale={"blend": [1.0]}, note=_PROXY),
     )
+    figure_claims = {"figure_curves": ("low_*", "high_*"), "figure_final": ("*",)}
     plots = {
         "sharing_final": Plot("final_plot", x="c", y=("shared", "unshared"),
                               title="Weight sharing: final loss against C", x_label="C",

@@ -394,6 +394,8 @@ class Width(StackedExperiment):
         "analyze": Stage(needs=("search_trials",)),
     }
     claims = CLAIMS
+    figure_claims = {"figure_error": ("test_error_*", "pathsgd_generalises_*"),
+                     "figure_optimizers": ("pathsgd_*",)}
     plots = {"width_curve": Plot(
         "curve_plot", x="width",
         y=tuple(f"{split}_error_{o}" for split in ("test", "train") for o in OPTIMIZERS),
