@@ -14,6 +14,7 @@ from theorydl.studies.pooling.networks import (
     build_network,
     log_conv1x1,
     log_product_pool,
+    mirror_input_order,
     mirror_permute,
     mirror_windows,
 )
@@ -112,3 +113,55 @@ def test_bad_sizes_are_refused():
         ConvAC(12, 4)
     with pytest.raises(ValueError, match="unknown network"):
         build_network("tanh", 8, 4, "square")
+
+
+def _reference_relu(net: ReLUNet, x):
+    """The ReLU net as its definition reads: channels-first 1x1 convolutions, then the
+    mirror permutation of each level's map before 2x2 average or max pooling."""
+    f = torch.nn.functional
+    h = f.one_hot(x[:, 0].long(), net.templates).permute(0, 3, 1, 2).to(F64)
+    pool = f.avg_pool2d if net.pool == "avg" else f.max_pool2d
+    for conv in net.convs:
+        h = torch.relu(conv(h))
+        if net.geometry == "mirror":
+            h = mirror_permute(h)
+        h = pool(h, 2)
+    return net.out(h.flatten(1))
+
+
+@pytest.mark.parametrize("pool", ["avg", "max"])
+@pytest.mark.parametrize("geometry", ["square", "mirror"])
+def test_relu_net_is_its_definition_outputs_and_gradients(pool, geometry):
+    net = seeded(lambda: ReLUNet(8, 3, geometry, pool=pool), 5, dtype=F64)
+    x = torch.randint(0, 2, (16, 1, 8, 8), generator=torch.Generator().manual_seed(6)).to(F64)
+    ours, ref = net(x), _reference_relu(net, x)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    params = list(net.parameters())
+    g_ours = torch.autograd.grad(ours.square().sum(), params)
+    g_ref = torch.autograd.grad(ref.square().sum(), params)
+    for a, b in zip(g_ours, g_ref):  # max pooling's ties share their gradient, with the same sum
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [2, 4, 8, 16])
+def test_the_mirror_order_is_every_level_s_mirror_permutation(size):
+    """Square pooling of the reordered pixels, level after level, forms exactly the groups
+    of input pixels that mirror pooling forms (the same tree of windows: the maps in
+    between hold them in another order)."""
+    order = mirror_input_order(size)
+    assert sorted(order.tolist()) == list(range(size * size))
+    # track each map position as the set of input pixels it pools
+    mirror = [[{(r, c)} for c in range(size)] for r in range(size)]
+    square = [[{divmod(int(order[r * size + c]), size)} for c in range(size)]
+              for r in range(size)]
+    while len(mirror) > 1:
+        n = len(mirror)
+        index = mirror_permute(torch.arange(n * n).view(n, n)).flatten().tolist()
+        flat = [mirror[i // n][i % n] for i in index]
+        mirror = [[flat[(2 * a) * n + 2 * b] | flat[(2 * a) * n + 2 * b + 1]
+                   | flat[(2 * a + 1) * n + 2 * b] | flat[(2 * a + 1) * n + 2 * b + 1]
+                   for b in range(n // 2)] for a in range(n // 2)]
+        square = [[square[2 * a][2 * b] | square[2 * a][2 * b + 1] | square[2 * a + 1][2 * b]
+                   | square[2 * a + 1][2 * b + 1] for b in range(n // 2)] for a in range(n // 2)]
+        groups = lambda m: {frozenset(g) for row in m for g in row}  # noqa: E731
+        assert groups(mirror) == groups(square)
