@@ -30,8 +30,8 @@ channels-last, (b, H, W, C): a 1x1 convolution is one matmul over the channel ax
 2x2 sum or mean pooling is three elementwise operations on strided views
 (:func:`pool_positions`),
 which batch over the stacked models without the copies that ``vmap`` of ``conv2d`` and
-``avg_pool2d`` makes on small maps (3.6x on the mirror ConvAC stack, 2x on the square
-one, measured with ``benchmarks/families.py``). The channels-first functions
+``avg_pool2d`` (and the per-level permutations) make on small maps. The channels-first
+functions
 (:func:`log_conv1x1`, :func:`log_product_pool`, :func:`mirror_permute`) are the
 definitions the tests compare the networks against.
 """
