@@ -119,7 +119,7 @@ def no_leftover_processes():
     yield
     if not tracked:
         return
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while (left := _live_descendants(before)) and time.monotonic() < deadline:
         time.sleep(0.25)
     names = [_describe(p) for p in left]

@@ -49,7 +49,7 @@ def test_spine_smoke_prints_each_measure_beside_its_reference():
     import subprocess
 
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "spine.py"), "--smoke"],
-                          capture_output=True, text=True, timeout=300,
+                          capture_output=True, text=True, timeout=1200,
                           cwd=BENCHMARKS.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout

@@ -26,7 +26,7 @@ def study_names(repo_root) -> list[str]:
 def test_the_site_builds_strict(repo_root, tmp_path):
     site = tmp_path / "site"
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
-                          cwd=repo_root, capture_output=True, text=True, timeout=300,
+                          cwd=repo_root, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert (site / "index.html").is_file()

@@ -16,7 +16,7 @@ from pathlib import Path
 FAKE_KEY = "f4k3" * 10
 
 
-def sh(args, cwd, env, timeout=300):
+def sh(args, cwd, env, timeout=1800):  # a hang guard, far above any normal run
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"

@@ -196,7 +196,7 @@ def test_malformed_params_stop_dvc_repro_before_any_output_changes(workspace):
             assert params.count(old) == 1, old
             (work / "params.yaml").write_text(params.replace(old, new))
             proc = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True,
-                                  text=True, timeout=300)
+                                  text=True, timeout=1800)
             said = proc.stdout + proc.stderr
             assert proc.returncode != 0, (needle, said)
             assert needle in said, (needle, said)
@@ -296,7 +296,7 @@ def test_every_stage_survives_a_forced_rerun_and_lost_journals(workspace):
     stages = _stages(work)
     assert {"validate", "report", "width_search", "census_train"} <= set(stages)
     shutil.rmtree(work / ".theorydl" / "optuna")
-    out = _sh(["dvc", "repro", "-f", "-s", *stages], work, env, timeout=900)
+    out = _sh(["dvc", "repro", "-f", "-s", *stages], work, env, timeout=1800)
     assert "to run" in out and not re.search(r": \d+ trials asked for, \d+ cached, [1-9]", out)
     after = _all_content(work)
     assert _differences(after, before) == [], _explain(after, before)

@@ -94,7 +94,7 @@ def test_cli_rejects_bad_params_before_any_compute_or_write(tmp_path, repo_root)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     proc = subprocess.run([sys.executable, "-m", "theorydl", "-p", str(path), "train", "census"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 2
     assert f"{path}: census.n_inputs" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "store").exists() and not Path(tmp_path / "results").exists()

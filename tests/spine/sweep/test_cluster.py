@@ -59,9 +59,9 @@ def cluster(tmp_path):
     try:
         subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
                         f"--temp-dir={head_dir}", *common], env=env, check=True,
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=600)
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", f"--temp-dir={worker_dir}",
-                        *common], env=env, check=True, capture_output=True, timeout=120)
+                        *common], env=env, check=True, capture_output=True, timeout=600)
         yield {"address": f"127.0.0.1:{port}", "env": env, "worker_dir": worker_dir,
                "tmp": tmp_path}
     finally:
@@ -81,7 +81,7 @@ def _driver(cluster, store: Path, sleep: float, n: int) -> subprocess.Popen:
 
 
 def _result(proc: subprocess.Popen) -> dict:
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
     assert "joining Ray cluster at 127.0.0.1" in out
     return json.loads(out.strip().splitlines()[-1])
@@ -99,7 +99,7 @@ def test_losing_a_worker_node_mid_sweep_loses_no_trial(cluster):
     store_path = cluster["tmp"] / "store"
     proc = _driver(cluster, store_path, sleep=1.5, n=8)
     store = Store(str(store_path))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not store.files("toy"):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)

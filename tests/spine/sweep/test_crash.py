@@ -54,7 +54,7 @@ def _driver(tmp_path: Path, params: str) -> subprocess.Popen:
 
 
 def _finish(proc: subprocess.Popen) -> dict:
-    out, _ = proc.communicate(timeout=240)
+    out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
     return json.loads(out.strip().splitlines()[-1])
 
@@ -93,7 +93,7 @@ def test_sigkilled_driver_then_rerun_equals_uninterrupted(tmp_path):
 
     proc = _driver(tmp_path, _params(crash_store, tmp_path / "crash.parquet"))
     store = Store(str(crash_store))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not store.files("toy"):
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "no unit finished in time"

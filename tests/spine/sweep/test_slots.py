@@ -53,7 +53,7 @@ for name, case in args["cases"].items():
     store = Store(args["store"] + "/" + name)
     summary = execute_units(exp, cfg, exp.units(exp.trials(cfg), cfg), store, {},
                             RayConfig(max_retries=1), progress="off")
-    deadline = time.monotonic() + 20  # the pool's actors are killed: their GPUs come back
+    deadline = time.monotonic() + 60  # the pool's actors are killed: their GPUs come back
     while ray.available_resources().get("GPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     out[name] = {"ok": summary.ok, "failed": summary.failed,
@@ -84,7 +84,7 @@ def pool_runs(tmp_path_factory):
             [sys.executable, "-c", DRIVER,
              json.dumps({"temp": temp, "store": str(work / "store"), "cases": cases,
                          "out": str(work / "out.json")})],
-            env=env, text=True, capture_output=True, timeout=300)
+            env=env, text=True, capture_output=True, timeout=900)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield json.loads((work / "out.json").read_text())
     finally:
