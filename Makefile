@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 # The CPU build on this project's machines; override on a GPU box, e.g. TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
-# Two pytest workers (pytest-xdist), one module per worker at a time; TEST_ARGS= runs serially
-TEST_ARGS ?= -n 2 --dist loadscope --no-loadscope-reorder
+# Two pytest workers (pytest-xdist), one module per worker at a time, the 25 slowest tests
+# listed at the end; TEST_ARGS= runs serially
+TEST_ARGS ?= -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
