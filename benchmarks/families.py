@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import math
 import os
 import sys
@@ -242,16 +243,24 @@ def width_bench(models: int, small: bool) -> Bench:
                  **_mlp(lambda seeds: init_stack((64, 256, 10), seeds, activation="relu")))
 
 
+@functools.cache
+def _blob_task(n: int) -> tuple[Tensor, Tensor]:
+    """pooling's closedness task on ``n`` 16x16 blob images (the extreme 40 % of scores
+    each side): images (k, 1, 16, 16) float32, labels (k,); made once for the 3 networks."""
+    from theorydl.studies.pooling.blobs import extreme_labels, make_blobs
+
+    blobs = make_blobs(n, 16, 0)
+    labels = extreme_labels(blobs.closedness, 0.4)
+    keep = labels >= 0
+    return (torch.from_numpy(blobs.images[keep].astype(np.float32)[:, None]),
+            torch.from_numpy(labels[keep]).long())
+
+
 def pooling_bench(network: str) -> Callable[[int, bool], Bench]:
     def build(models: int, small: bool) -> Bench:
-        from theorydl.studies.pooling.blobs import extreme_labels, make_blobs
         from theorydl.studies.pooling.networks import build_network
 
-        blobs = make_blobs(128 if small else 1024, 16, 0)
-        labels = extreme_labels(blobs.closedness, 0.4)
-        keep = labels >= 0
-        X = torch.from_numpy(blobs.images[keep].astype(np.float32)[:, None])
-        y = torch.from_numpy(labels[keep]).long()
+        X, y = _blob_task(128 if small else 1024)
         relu = network != "convac"
         settings = ({"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 1e-4} if relu
                     else {"lr": 3e-3, "betas": (0.9, 0.9)})
