@@ -52,7 +52,11 @@ model-steps, over the stacked time; and its share of a large-matmul peak measure
 same run (a 2048x2048 float32 matmul, best of 5, on the same torch threads). As a check
 that the work is the same, the largest |weight difference| of stacked and of the recipe
 from one at a time (float32 rounding differs between batched and lone kernels, and
-training amplifies it).
+training amplifies it; Adam most, where a gradient is near zero and its step is
+g / (sqrt(v) + eps) of rounding: the fractal MLP's stacked weights differ by 0.06 after
+one epoch of Adam 5e-3 but by 1.5e-8 after one epoch of SGD 5e-3, whose steps are the
+gradients themselves). ``--quick`` runs stay within the tolerance; full runs of the
+longer Adam families may not, which the check line names.
 
 Threads: stacked and the recipe use ``--threads`` (default per family: 2 for the conv
 families, 1 for the rest, as ``stacks.py`` measured on 2 cores); one at a time 1.
@@ -638,10 +642,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     peaks = {t: matmul_peak(t, peak_n) for t in sorted({r.threads for r in rows})}
     print_table(rows, peaks, peak_n)
     worst = max(rows, key=lambda r: max(r.diffs.values()))
-    ok = all(max(r.diffs.values()) <= args.tolerance for r in rows)
+    over = [r.bench.name for r in rows if max(r.diffs.values()) > args.tolerance]
     print(f"check: stacked and the recipe train the same models as one at a time: "
-          f"{'ok' if ok else 'FAILED'} (largest |weight difference| "
-          f"{max(worst.diffs.values()):.1e}, {worst.bench.name}; tolerance {args.tolerance:g})")
+          f"{'ok' if not over else 'over tolerance in ' + ', '.join(over)} (largest |weight "
+          f"difference| {max(worst.diffs.values()):.1e}, {worst.bench.name}; tolerance "
+          f"{args.tolerance:g})")
     print("load average (1, 5, 15 min) before / after: " + " / ".join(
         ", ".join(f"{v:.1f}" for v in load) for load in (load_before, os.getloadavg())))
     low = min(rows, key=lambda r: r.ratio("recipe"))
