@@ -29,6 +29,23 @@ def test_stacks_compares_every_way_on_both_families(capsys):
     assert out.strip().splitlines()[-1].startswith("speedup: ")
 
 
+def test_families_tables_every_family_and_ends_with_the_min_ratio(capsys):
+    import re
+
+    script = load_script("families")
+    script.main(["--quick"])
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("family "))
+    check = next(i for i, line in enumerate(lines) if line.startswith("check: "))
+    # The table (after its header and rule, up to the check) has every family once.
+    assert sorted(line.split()[0] for line in lines[header + 2 : check]) == sorted(script.FAMILIES)
+    # Stacked and the recipe trained the same models as one at a time.
+    assert ": ok (" in lines[check], lines[check]
+    match = re.fullmatch(r"families: min stack/recipe (\d+\.\d+)x \((\w+)\)", lines[-1])
+    assert match and match.group(2) in script.FAMILIES, lines[-1]
+
+
 def test_gpu_check_smoke_runs_every_section_and_writes_json(tmp_path, capsys):
     import json
 
