@@ -56,6 +56,7 @@ def _gradient(frame, path) -> None:
     ax.plot(list(x), agg.bound, "k_", ms=20, label="bound 5 (P(j) - 1/2)")
     ax.set_xticks(list(x), [curve_label(p) for p in agg.index])
     ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_ylim(0, 3 * max(float(agg.bound.max()), float(agg.g.max()), 1e-6))  # bound shows
     ax.set_xlabel("approximation curve")
     ax.set_ylabel("largest |gradient entry|\n(loss units per weight)")
     ax.set_title("Population gradient at initialisation (1-D Cantor)")
