@@ -12,7 +12,8 @@ __all__ = ["census_figure", "draw", "formula_figure"]
 
 
 def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """log2(number of realizable functions) against N, beside 2^N (all functions).
+    """log2(number of realizable functions) against N, beside 2^N (log2 of all 2^(2^N)
+    functions).
 
     ``rows``: one per (architecture, N) with ``n_realizable`` and optional ``published``.
     The N^2 curve is the known asymptotic growth of log2 of the threshold-function count.

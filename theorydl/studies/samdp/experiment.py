@@ -107,9 +107,9 @@ class SAMDPPaths(Paths):
     figures: str = figure_dir()
     """Folder of figures: per game and seed, the t-SNE map, SAMDP graph, criteria, frames."""
     figure_greedy: str = figure_file("greedy")
-    """Figure: greedy consistency (the claim's measure) per game and seed, top and bottom
-    quarter of episodes at the figures' K and the difference against K, with the claim's
-    bound."""
+    """Greedy consistency (the claim's measure) per game and seed: the top and bottom quarter
+    of episodes and their difference at the figures' K, the difference against K, and the
+    claim's bound."""
 
 
 class SAMDPConfig(Section):
