@@ -3,9 +3,13 @@ to end in a tmp folder (data, trials, units, the analysis written by the spine).
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
 from theorydl.params import load_params
+from theorydl.plotting import DPI, FULL_WIDTH
 from theorydl.spine.config import read_yaml
 from theorydl.spine.store.rows import build_table
 
@@ -24,6 +28,33 @@ def study_params(repo_root):
                     profile[name][key] = value
         return load_params(repo_root / "params.yaml", profile)
     return make
+
+
+#: The report's column in pixels (theorydl/report/html.py: max-width 1240px less its padding):
+#: a wider PNG is scaled down there, and its text with it.
+REPORT_COLUMN_PX = 1200
+
+
+def check_figures(folder: Path) -> list[Path]:
+    """Every PNG under ``folder`` (at least one): mode 0644, and as wide as the report's
+    one figure width (FULL_WIDTH at DPI, give or take the saved margin), so that it fits
+    the report's column at 90 % of its size or more and shares one font scale."""
+    from PIL import Image
+
+    pngs = sorted(Path(folder).rglob("*.png"))
+    assert pngs, f"no PNG under {folder}"
+    for png in pngs:
+        assert stat.S_IMODE(png.stat().st_mode) == 0o644, png.name
+        with Image.open(png) as img:
+            width = img.size[0]
+        assert 0.95 * FULL_WIDTH * DPI <= width <= REPORT_COLUMN_PX / 0.9, (png.name, width)
+    return pngs
+
+
+@pytest.fixture
+def figures_fit():
+    """:func:`check_figures`: every PNG of a folder fits the report."""
+    return check_figures
 
 
 @pytest.fixture
@@ -47,5 +78,6 @@ def run_study(tmp_path):
         metrics = exp.write_analysis(result, cfg)
         for key, path in cfg.paths.model_dump().items():
             assert path.startswith(str(tmp_path)), key
+        check_figures(tmp_path)
         return cfg, metrics
     return run

@@ -53,7 +53,7 @@ def _run_all(cfg) -> pa.Table:
     return build_table(specs, results, {})
 
 
-def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
+def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path, figures_fit):
     cfg = _cfg(tmp_path)
     table = _run_all(cfg)
     exp = Census()
@@ -71,6 +71,7 @@ def test_analysis_writes_counts_metrics_plot_and_figure(tmp_path):
         "threshold_n5": "not checkable at this scale"}
     assert claims["threshold_n3"]["measured"] == claims["threshold_n3"]["published"] == 104
     assert (tmp_path / "census.png").read_bytes()[:4] == b"\x89PNG"
+    figures_fit(tmp_path)
     plot = (tmp_path / "plot.out").read_text().splitlines()
     assert plot[0] == "n_inputs,log2_all_functions,log2_threshold" and len(plot) == 4
     counts = (tmp_path / "table.out").read_text().splitlines()
@@ -119,7 +120,7 @@ def test_data_stage_domains_are_checked_by_train(tmp_path):
         Census().check_data(cfg.model_copy(update={"n_inputs": [4]}))
 
 
-def test_networks_and_formulas_are_rows_of_the_same_table(tmp_path):
+def test_networks_and_formulas_are_rows_of_the_same_table(tmp_path, figures_fit):
     cfg = _cfg(tmp_path, n_inputs=[2], network_n_inputs=[2, 3],
                architectures=["threshold", "net-1", "net-2", "net-2-2", "formulas"])
     specs = Census().trials(cfg)
@@ -140,6 +141,7 @@ def test_networks_and_formulas_are_rows_of_the_same_table(tmp_path):
     claims = Census().record_claims(metrics, cfg)["claims"]
     assert claims["net1_threshold_n3"]["verdict"] == "reproduced"
     assert (tmp_path / "formulas.png").read_bytes()[:4] == b"\x89PNG"
+    figures_fit(tmp_path)
     # a missing network shard is refused, not counted as fewer functions
     keep = [i for i, (a, st) in enumerate(zip(table["architecture"].to_pylist(),
                                               table["start"].to_pylist()))

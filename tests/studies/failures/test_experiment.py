@@ -235,7 +235,7 @@ def trained(repo_root, tmp_path_factory):
     return params, cfg, build_table(specs, results, {"git_sha": None})
 
 
-def test_test_profile_trains_and_analyzes(trained):
+def test_test_profile_trains_and_analyzes(trained, figures_fit):
     params, cfg, table = trained
     exp = Failures()
     metrics = exp.write_analysis(exp.analyze(table, cfg, params), cfg)
@@ -254,6 +254,7 @@ def test_test_profile_trains_and_analyzes(trained):
                 "figure_stocks", "parity_plot", "variance_plot", "conditioning_plot",
                 "flat_plot", "lines_plot", "stocks_plot"):
         assert Path(getattr(cfg.paths, key)).exists(), key
+    figures_fit(Path(cfg.paths.figure_parity).parent)
     assert on_disk["claims"] == metrics["claims"]
     assert json.loads(open(cfg.paths.metrics).read()) == {
         **metrics, "claims": as_metrics(metrics["claims"])}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_an_exploding_learning_rate_is_diverged_not_failed(cfg):
     assert all(r["epoch"] < hot.epochs for r in rows)
 
 
-def test_analysis_writes_metrics_plots_and_figures(cfg):
+def test_analysis_writes_metrics_plots_and_figures(cfg, figures_fit):
     from datetime import datetime, timezone
 
     exp = IB()
@@ -131,6 +132,7 @@ def test_analysis_writes_metrics_plots_and_figures(cfg):
     assert "n_seeds" in claims["tanh_compresses_kde_upper"]["why"]
     for key in ("figure_plane", "figure_epochs", "figure_snr", "figure_depth"):
         assert open(getattr(cfg.paths, key), "rb").read(4) == b"\x89PNG"
+    figures_fit(Path(cfg.paths.figure_plane).parent)
     for activation in ("tanh", "relu"):  # one plot file each: DVC colours them apart
         plane = np.genfromtxt(getattr(cfg.paths, f"plane_{activation}_plot"), delimiter=",",
                               names=True, dtype=None, encoding=None)

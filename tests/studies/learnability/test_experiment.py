@@ -50,7 +50,7 @@ def _run(cfg):
     return build_table(specs, results, {})
 
 
-def test_trained_census_of_two_inputs(tmp_path):
+def test_trained_census_of_two_inputs(tmp_path, figures_fit):
     cfg = _cfg(tmp_path)
     table = _run(cfg)
     exp = Learnability()
@@ -70,6 +70,7 @@ def test_trained_census_of_two_inputs(tmp_path):
     assert metrics["learned"]["sigmoid"]["net-2"]["2"] >= 14
     for name in ("figure", "figure_classes", "figure_hardest"):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    figures_fit(tmp_path)
     classes = (tmp_path / "classes.out").read_text().splitlines()
     assert len(classes) == 1 + 2 * 4  # 4 NPN classes of 2 inputs, per width
     claims = Learnability().record_claims(metrics, cfg)["claims"]

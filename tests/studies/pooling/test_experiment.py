@@ -110,12 +110,13 @@ def test_check_data_guards_the_file(cfg, tmp_path):
         Pooling().check_data(missing)
 
 
-def test_analysis_outputs_metrics_and_claims(cfg, run):
+def test_analysis_outputs_metrics_and_claims(cfg, run, figures_fit):
     *_, metrics = run
     paths = cfg.paths
     for key in ("figure_accuracy", "figure_curves", "figure_ranks", "figure_blobs",
                 "accuracy_plot", "ranks", "metrics"):
         assert Path(getattr(paths, key)).stat().st_size > 0, key
+    figures_fit(Path(paths.figure_accuracy).parent)
     claims = json.loads(Path(paths.claims).read_text())
     assert claims["pooling_geometry_bias"]["verdict"] == "not checkable at this scale"
     # the rank claims are exact and meaningful on the test profile's 4x4 grid

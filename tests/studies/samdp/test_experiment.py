@@ -61,7 +61,7 @@ def test_checkpoint_reloads_weights_only_and_reproduces_the_recording(trial):
     assert np.allclose(hidden.numpy(), rec["hidden"][:20], atol=1e-5)
 
 
-def test_analysis_writes_metrics_criteria_and_figures(trial):
+def test_analysis_writes_metrics_criteria_and_figures(trial, figures_fit):
     from pathlib import Path
 
     exp, cfg, table = trial
@@ -76,7 +76,9 @@ def test_analysis_writes_metrics_criteria_and_figures(trial):
     assert {"k", "vmse_spatiotemporal", "vmse_plain", "entropy_spatiotemporal"} <= set(header)
     pngs = sorted(p.name for p in Path(cfg.paths.figures).glob("*.png"))
     assert pngs == [f"breakout_seed0_{n}.png" for n in ("criteria", "frames", "samdp", "tsne")]
-    assert set(exp.outputs(cfg)) >= {"metrics", "breakout_seed0_samdp"}
+    assert Path(cfg.paths.figure_greedy).is_file()
+    figures_fit(Path(cfg.paths.figures).parent)  # the folder's PNGs and the greedy figure
+    assert set(exp.outputs(cfg)) >= {"metrics", "breakout_seed0_samdp", "figure_greedy"}
     assert set(metrics["claims"]) == {c.id for c in exp.claims}
 
 

@@ -1,4 +1,5 @@
-"""Every figure helper writes a non-empty PNG atomically."""
+"""Every figure helper writes a non-empty PNG atomically, mode 0644, at the report's one
+width."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import numpy as np
 import pytest
 
 from theorydl.studies.samdp.figures import (
+    _circle_layout,
     plot_cluster_frames,
     plot_criteria,
     plot_embedding,
+    plot_greedy,
     plot_samdp_graph,
 )
 from theorydl.studies.samdp.model import build_samdp
@@ -36,6 +39,14 @@ def _check(path, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.fixture(autouse=True)
+def _fits_the_report(tmp_path, figures_fit):
+    """After each test, every PNG it wrote fits the report (one width, mode 0644)."""
+    yield
+    if any(tmp_path.rglob("*.png")):
+        figures_fit(tmp_path)
+
+
 def test_plot_embedding(recording, tmp_path):
     emb, value, labels, _ = recording
     _check(plot_embedding(emb, value, labels, tmp_path / "map.png", title="t"), tmp_path)
@@ -44,6 +55,29 @@ def test_plot_embedding(recording, tmp_path):
 def test_plot_samdp_graph(recording, tmp_path):
     emb, _, _, samdp = recording
     _check(plot_samdp_graph(emb, samdp, tmp_path / "sub" / "graph.png"), tmp_path / "sub")
+
+
+def test_circle_layout_spreads_the_nodes_in_the_maps_angular_order():
+    # Four centres bunched near the middle of the map, anticlockwise from the right.
+    centres = np.array([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1], [np.nan, np.nan]])
+    pos = _circle_layout(centres)
+    assert np.allclose(np.linalg.norm(pos, axis=1), 1.0)
+    gaps = np.linalg.norm(pos[:, None] - pos[None], axis=2)[~np.eye(5, dtype=bool)]
+    assert gaps.min() > 1.17  # five evenly spaced points on the unit circle: 2 sin(pi/5)
+    # Clockwise on the circle as on the map, from the largest angle (2, left) at the top:
+    # 2, 1 (top), 0 (right), 3 (bottom), then the empty cluster 4.
+    angle = np.unwrap(np.arctan2(pos[[2, 1, 0, 3, 4], 1], pos[[2, 1, 0, 3, 4], 0]))
+    assert np.allclose(angle, np.pi / 2 - 2 * np.pi * np.arange(5) / 5)
+
+
+def test_plot_greedy(tmp_path):
+    rows = [{"k": k, "greedy_top": 0.8, "greedy_bottom": b, "greedy_difference": 0.8 - b}
+            for k, b in ((2, 0.5), (3, 0.9))]
+    trials = [{"game": "breakout", "seed": 0, "k": 3, "criteria": rows},
+              {"game": "freeway", "seed": 1, "k": 2,
+               "criteria": [{**rows[0], "greedy_bottom": None, "greedy_difference": None}]}]
+    _check(plot_greedy(trials, tmp_path / "greedy.png"), tmp_path)
+    _check(plot_greedy([], tmp_path / "none.png"), tmp_path)  # no trial: still a figure
 
 
 def test_plot_criteria(tmp_path):

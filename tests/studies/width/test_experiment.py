@@ -242,7 +242,7 @@ def test_search_scores_rank_by_error_then_loss():
     assert s["e"] < s["d"]  # a lower error wins whatever its loss
 
 
-def test_analysis_outputs(cfg):
+def test_analysis_outputs(cfg, figures_fit):
     from theorydl.studies.width.analysis import aggregate, final_frame, width_metrics
 
     exp = Width()
@@ -285,6 +285,7 @@ def test_analysis_outputs(cfg):
             (by["balanced"] - by["unbalanced"]).abs().max(), abs=1e-6)
     for key in ("figure_error", "figure_epochs", "figure_norms", "figure_optimizers"):
         assert open(getattr(off.paths, key), "rb").read(4) == b"\x89PNG"
+    figures_fit(root)
     plot = open(off.paths.curve_plot).read().splitlines()
     assert plot[0].split(",")[0] == "width" and len(plot) == 1 + len(off.widths)
     assert json.loads(open(off.paths.metrics).read()) == json.loads(json.dumps(

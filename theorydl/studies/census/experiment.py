@@ -59,7 +59,8 @@ class CensusPaths(Paths):
     plot: str = plot_file()
     """Plot data for `dvc plots show`: log2 counts against N."""
     figure: str = figure_file()
-    """The census figure: log2 of the count against N beside 2^N."""
+    """The census figure: log2 of the count against N, beside log2 of all 2^(2^N) functions
+    (that is, 2^N)."""
 
 
 class CensusConfig(Section):
@@ -177,7 +178,7 @@ class Census(Experiment):
         title="Boolean functions an N-input machine expresses", x_label="N (inputs)",
         y_label="log2(count)",
         about="log2 of the number of realizable functions against N, beside 2^N "
-              "(all functions).")}
+              "(log2 of all 2^(2^N) functions).")}
 
     def trials(self, cfg: CensusConfig) -> list[TrialSpec]:
         from theorydl.expressivity import n_functions

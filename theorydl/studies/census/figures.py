@@ -6,23 +6,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from theorydl.plotting import pyplot, save_figure
+from theorydl.plotting import figure, legend_outside, save_figure
 
 __all__ = ["census_figure", "draw", "formula_figure"]
 
 
 def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """log2(number of realizable functions) against N, beside 2^N (all functions).
+    """log2(number of realizable functions) against N, beside 2^N (log2 of all 2^(2^N)
+    functions).
 
     ``rows``: one per (architecture, N) with ``n_realizable`` and optional ``published``.
     The N^2 curve is the known asymptotic growth of log2 of the threshold-function count.
     """
     import math
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = figure(height=3.8)
     ns = sorted({r["n_inputs"] for r in rows})
-    ax.plot(ns, [2.0 ** n for n in ns], "k-", marker="s", label="all functions: $2^N$")
+    # The y axis is log2 of a count: all 2^(2^N) functions are at log2 = 2^N.
+    ax.plot(ns, [2.0 ** n for n in ns], "k-", marker="s",
+            label="all $2^{2^N}$ functions ($\\log_2 = 2^N$)")
     drawn = set()  # published series already marked (net-1 shares threshold's A000609)
     for arch in sorted({r["architecture"] for r in rows}):
         mine = sorted((r for r in rows if r["architecture"] == arch), key=lambda r: r["n_inputs"])
@@ -37,11 +39,11 @@ def census_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     if len(ns) > 1:
         ax.plot(ns, [n * n for n in ns], ":", color="gray", label="$N^2$ (asymptotic)")
     ax.set_xlabel("N (inputs)")
-    ax.set_ylabel("log2(number of functions)")
+    ax.set_ylabel("log2(number of functions) (bits)")
     ax.set_xticks(ns)
     ax.set_title("Boolean functions an N-input machine expresses")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     save_figure(fig, path)
 
 
@@ -53,19 +55,20 @@ def formula_figure(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """
     import math
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = figure(height=3.8)
     for n in sorted({r["n_inputs"] for r in rows}):
         mine = sorted(((int(r["architecture"].split("<=")[1]), r["n_realizable"])
                        for r in rows if r["n_inputs"] == n))
         line, = ax.plot([s for s, _ in mine], [math.log2(c) for _, c in mine], marker="o",
                         ms=3, label=f"N = {n}")
-        ax.axhline(2.0 ** n, color=line.get_color(), ls=":", lw=0.8)
-    ax.set_xlabel("s (AND/OR gates; NOT free)")
-    ax.set_ylabel("log2(functions with a formula of size <= s)")
+        ax.axhline(2.0 ** n, color=line.get_color(), ls=":", lw=0.8,
+                   label=f"all {2 ** 2 ** n} functions of N = {n}")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("formula size s (AND/OR gates; NOT free)")
+    ax.set_ylabel("log2(functions with a formula\nof at most s gates) (bits)")
     ax.set_title("X-forms: what formulas of size s reach")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     save_figure(fig, path)
 
 

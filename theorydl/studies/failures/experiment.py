@@ -254,7 +254,8 @@ class FailuresPaths(Paths):
     figure_flat: str = figure_file("flat")
     """Error against iterations per learner, and the staircase fits."""
     figure_lines: str = figure_file("lines")
-    """Accuracy against iterations per k and method, and the SNR against k."""
+    """Accuracy against iterations per k and method, and the SNR against k (the estimator's
+    floor dashed: an SNR below it is drawn on it)."""
     figure_stocks: str = figure_file("stocks")
     """Stocks: loss curves per k and method, and the second-moment ratio against k."""
 

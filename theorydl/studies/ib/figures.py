@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from theorydl.plotting import pyplot, save_figure
+from theorydl.plotting import figure, legend_below, legend_outside, pyplot, save_figure
 
 __all__ = ["draw", "information_plane", "information_vs_epoch", "snr_figure", "depth_figure"]
 
@@ -14,11 +14,10 @@ _TITLES = {"bin": "binning (fixed)", "bin_adaptive": "binning (adaptive)",
            "kde_upper": "KDE upper", "kde_lower": "KDE lower"}
 
 
-def _grid(plt, rows: int, cols: int, w: float = 3.2, h: float = 2.8):
-    # Constrained layout: a row's axis labels and the next row's titles would overlap.
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False,
-                             layout="constrained")
-    return fig, axes
+def _grid(rows: int, cols: int, h: float = 2.8):
+    # Constrained layout (figure's): a row's axis labels and the next row's titles would
+    # overlap otherwise.
+    return figure(rows, cols, height=h * rows, squeeze=False)
 
 
 def information_plane(curves, path) -> None:
@@ -27,7 +26,7 @@ def information_plane(curves, path) -> None:
     plt = pyplot()
     acts = sorted(curves.activation.unique())
     ests = [e for e in _TITLES if e in set(curves.estimator)]
-    fig, axes = _grid(plt, len(acts), len(ests))
+    fig, axes = _grid(len(acts), len(ests))
     emax = max(1, int(curves.epoch.max()))
     norm = plt.matplotlib.colors.LogNorm(vmin=1, vmax=emax + 1)
     sc = None
@@ -41,24 +40,22 @@ def information_plane(curves, path) -> None:
                 sc = ax.scatter(lg.i_xt, lg.i_ty, c=lg.epoch + 1, cmap="viridis", norm=norm,
                                 s=10, zorder=2)
                 end = lg.iloc[-1]
-                ax.annotate(str(layer), (end.i_xt, end.i_ty), fontsize=7,
+                ax.annotate(str(layer), (end.i_xt, end.i_ty), fontsize="small",
                             xytext=(3, -3), textcoords="offset points")
-            ax.set_title(f"{act}: {_TITLES[est]}", fontsize=9)
-            ax.set_xlabel("I(X;T) [bits]", fontsize=8)
-            ax.set_ylabel("I(T;Y) [bits]", fontsize=8)
-            ax.tick_params(labelsize=7)
+            ax.set_title(f"{act}: {_TITLES[est]}")
+            ax.set_xlabel("I(X;T) (bits)")
+            ax.set_ylabel("I(T;Y) (bits)")
     if sc is not None:
-        fig.colorbar(sc, ax=axes, shrink=0.8, label="epoch + 1 (log)")
-    fig.suptitle("Information plane (layers numbered; mean over seeds)", fontsize=11)
+        fig.colorbar(sc, ax=axes, shrink=0.8, label="epoch + 1 (log axis)")
+    fig.suptitle("Information plane (layers numbered at their last epoch; mean over seeds)")
     save_figure(fig, path)
 
 
 def information_vs_epoch(curves, path) -> None:
     """Rows: (activation, quantity); columns: estimators; one line per layer."""
-    plt = pyplot()
     acts = sorted(curves.activation.unique())
     ests = [e for e in _TITLES if e in set(curves.estimator)]
-    fig, axes = _grid(plt, 2 * len(acts), len(ests), h=2.4)
+    fig, axes = _grid(2 * len(acts), len(ests), h=2.4)
     for r, act in enumerate(acts):
         for c, est in enumerate(ests):
             g = curves[(curves.activation == act) & (curves.estimator == est)]
@@ -68,11 +65,12 @@ def information_vs_epoch(curves, path) -> None:
                     lg = lg.sort_values("epoch")
                     ax.plot(lg.epoch + 1, lg[quantity], label=f"layer {layer}", lw=1)
                 ax.set_xscale("log")
-                ax.set_title(f"{act}, {_TITLES[est]}", fontsize=8)
-                ax.set_ylabel("I(X;T)" if quantity == "i_xt" else "I(T;Y)", fontsize=8)
-                ax.tick_params(labelsize=7)
-    axes[-1][0].set_xlabel("epoch + 1", fontsize=8)
-    axes[0][0].legend(fontsize=6)
+                ax.set_title(f"{act}, {_TITLES[est]}")
+                ax.set_ylabel(("I(X;T)" if quantity == "i_xt" else "I(T;Y)") + " (bits)")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch + 1 (log axis)")
+    legend_below(fig, ncols=8)
+    fig.suptitle("Mutual information of each layer against epoch (mean over seeds)")
     save_figure(fig, path)
 
 
@@ -81,7 +79,7 @@ def snr_figure(curves, transitions, path) -> None:
     against epoch, log-log, with the detected drift-to-diffusion epoch marked."""
     plt = pyplot()
     acts = sorted(curves.activation.unique())
-    fig, axes = _grid(plt, 1, len(acts), w=4.5, h=3.4)
+    fig, axes = _grid(1, len(acts), h=3.4)
     one = curves[(curves.estimator == "bin") & (curves.epoch > 0)]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for c, act in enumerate(acts):
@@ -96,20 +94,18 @@ def snr_figure(curves, transitions, path) -> None:
                 ax.axvline(epoch, color=color, ls=":", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"{act}: gradient mean (solid) and std (dashed)", fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("norm", fontsize=8)
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle("Gradient SNR phases (dotted: detected drift-to-diffusion epoch)", fontsize=10)
+        ax.set_title(f"{act}: gradient mean (solid) and std (dashed)")
+        ax.set_xlabel("epoch (log axis)")
+    axes[0][0].set_ylabel("norm of the gradient's mean or std\n(loss units per weight)")
+    legend_below(fig, ncols=8)
+    fig.suptitle("Gradient SNR phases (dotted: detected drift-to-diffusion epoch)")
     save_figure(fig, path)
 
 
 def depth_figure(depth, fraction: float, path) -> None:
     """Number of hidden layers against the epoch at which the last hidden layer first
     carries ``fraction`` of H(Y) (mean over the seeds that reach it)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    fig, ax = figure(height=3.6)
     for act in sorted({a for a, _ in depth}):
         pts = sorted((d, m) for (a, d), (m, _, _) in depth.items() if a == act)
         ds = [d for d, _ in pts]
@@ -119,12 +115,14 @@ def depth_figure(depth, fraction: float, path) -> None:
                 ((a, d), v) for (a, d), v in depth.items() if a == act)):
             if m is None or r < n:
                 ax.annotate(f"{r}/{n}", (d, 0 if m is None or math.isnan(m) else m),
-                            fontsize=7)
+                            fontsize="small")
     ax.set_xlabel("hidden layers")
-    ax.set_ylabel(f"epochs to I(T;Y) >= {fraction:g} H(Y)")
+    ax.set_ylabel(f"epochs to I(T;Y) ≥ {fraction:g} H(Y)")
     ax.set_xticks(sorted({d for _, d in depth}))
+    ax.set_title("Epochs until the last layer carries the label information "
+                 "(r/n: seeds that reach it)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax, title="activation")
     save_figure(fig, path)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from theorydl.plotting import pyplot, save_figure
+from theorydl.plotting import (FULL_WIDTH, figure, legend_below, legend_outside, pyplot,
+                               save_figure)
 
 __all__ = ["draw", "classes_figure", "expressible_figure", "hardest_figure"]
 
@@ -17,10 +18,9 @@ def expressible_figure(summary: Sequence[dict[str, Any]], path: str | Path) -> N
     """Per N, a bar group per architecture (width and depth): the functions the threshold
     network of that shape expresses (exact) and those some seed learned, per activation;
     2^(2^N) as a dotted line."""
-    plt = pyplot()
     ns = sorted({r["n_inputs"] for r in summary})
     acts = sorted({r["activation"] for r in summary})
-    fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns), 3.8), squeeze=False)
+    fig, axes = figure(1, len(ns), height=3.8, squeeze=False)
     for ax, n in zip(axes[0], ns):
         mine = [r for r in summary if r["n_inputs"] == n]
         archs = sorted({r["architecture"] for r in mine},
@@ -33,13 +33,14 @@ def expressible_figure(summary: Sequence[dict[str, Any]], path: str | Path) -> N
             got = [next((r["learned"] for r in mine if r["architecture"] == a
                          and r["activation"] == act), 0) for a in archs]
             ax.bar(x + (i + 1) * width, got, width, label=f"learned: {act}")
-        ax.axhline(2 ** 2 ** n, color="k", ls=":", lw=1, label="all functions")
+        ax.axhline(2 ** 2 ** n, color="k", ls=":", lw=1, label="all $2^{2^N}$ functions")
         ax.set_xticks(x + width * len(acts) / 2, archs, rotation=30)
         ax.set_ylim(0, 2 ** 2 ** n * 1.05)
-        ax.set_title(f"N = {n}")
-        ax.set_ylabel("functions")
+        ax.set_title(f"N = {n} inputs")
+        ax.set_xlabel("architecture (hidden units per layer)")
+        ax.set_ylabel("Boolean functions (count)")
         ax.grid(alpha=0.3, axis="y")
-    axes[0][0].legend(fontsize=7)
+    legend_below(fig)  # the bars reach the top line: a legend inside would cover them
     fig.suptitle("What threshold networks express, and what gradient descent finds")
     save_figure(fig, path)
 
@@ -49,7 +50,6 @@ def classes_figure(class_rows: Sequence[dict[str, Any]], path: str | Path) -> No
     success over every architecture), one line per (activation, architecture): colour the
     architecture, line style the activation; hollow markers: classes the threshold
     network of that shape cannot express."""
-    plt = pyplot()
     n = max(r["n_inputs"] for r in class_rows)
     mine = [r for r in class_rows if r["n_inputs"] == n]
     classes = sorted({r["npn_class"] for r in mine})
@@ -57,11 +57,11 @@ def classes_figure(class_rows: Sequence[dict[str, Any]], path: str | Path) -> No
             for c in classes}
     order = sorted(classes, key=lambda c: -mean[c])
     pos = {c: i for i, c in enumerate(order)}
-    fig, ax = plt.subplots(figsize=(max(5.5, 0.05 * len(order) + 4), 4))
+    fig, ax = figure(height=4.0)
     styles = ["-", "--", ":", "-."]
     acts = sorted({r["activation"] for r in mine})
     archs = sorted({r["architecture"] for r in mine})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
     for act, arch in sorted({(r["activation"], r["architecture"]) for r in mine}):
         rs = sorted((r for r in mine if r["activation"] == act and r["architecture"] == arch),
                     key=lambda r: pos[r["npn_class"]])
@@ -72,12 +72,13 @@ def classes_figure(class_rows: Sequence[dict[str, Any]], path: str | Path) -> No
         ax.scatter([pos[r["npn_class"]] for r in rs if not r["expressible"]],
                    [r["seed_success"] for r in rs if not r["expressible"]], s=14,
                    facecolors="none", edgecolors=line.get_color())
-    ax.set_xlabel(f"NPN class of the function (N = {n}), easiest first")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel(f"NPN class of the function (N = {n}), ranked easiest first")
     ax.set_ylabel("fraction of seeds that fit it exactly")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("Seed success by symmetry class (hollow: not expressible)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax, title="activation, architecture")
     save_figure(fig, path)
 
 
@@ -92,27 +93,30 @@ def hardest_figure(hardest: Sequence[dict[str, Any]], count: int, path: str | Pa
     """The ``count`` lowest-success functions per (activation, architecture) at the largest
     N, each drawn as its truth table (black = 1), titled with its hex table and the
     fraction of seeds that fit it (red title: expressible but never learned)."""
-    plt = pyplot()
     n = max(r["n_inputs"] for r in hardest)
     keys = sorted({(r["activation"], r["architecture"]) for r in hardest if r["n_inputs"] == n})
-    fig, axes = plt.subplots(len(keys), count, figsize=(0.9 * count + 1, 1.1 * len(keys) + 0.6),
-                             squeeze=False)
+    # Cells as wide as the one figure width allows; a row as tall as its truth tables
+    # (rows / cols of the grid) plus a two-line title.
+    cell = 0.85 * FULL_WIDTH / count
+    shape = _grid(n, 0).shape
+    fig, axes = figure(len(keys), count, squeeze=False,
+                       height=len(keys) * (cell * shape[0] / shape[1] + 0.45) + 0.5)
     for row, (act, arch) in zip(axes, keys):
         mine = [r for r in hardest if r["n_inputs"] == n and r["activation"] == act
                 and r["architecture"] == arch][:count]
-        row[0].set_ylabel(f"{act}\n{arch}", fontsize=7, rotation=0, ha="right", va="center")
+        row[0].set_ylabel(f"{act}\n{arch}", rotation=0, ha="right", va="center")
         for ax, r in zip(row, mine):
             ax.imshow(_grid(n, r["table"]), cmap="Greys", vmin=0, vmax=1)
             stuck = r["expressible"] and not r["learned"]
-            ax.set_title(f"{r['table']:#x}\n{r['seed_success']:.2f}", fontsize=6,
+            ax.set_title(f"{r['table']:#x}\n{r['seed_success']:.2f}", fontsize="small",
                          color="tab:red" if stuck else "k")
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
             if not ax.images:
                 ax.axis("off")
-    fig.suptitle(f"Hardest functions of N = {n} (title: truth table, seed success; red: "
-                 f"expressible, never learned)", fontsize=8)
+    fig.suptitle(f"Hardest functions of N = {n} (black = 1)\ntitle: truth table in hex, "
+                 f"fraction of seeds that fit it; red: expressible, never learned")
     save_figure(fig, path)
 
 

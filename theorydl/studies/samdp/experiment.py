@@ -23,11 +23,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from theorydl.spine.config import Paths, Section, figure_dir, plot_file
-from theorydl.spine.experiment import Claim, Experiment, Plot, Stage, Unit, run_each, utcnow
+from theorydl.spine.config import Paths, Section, figure_dir, figure_file, plot_file
+from theorydl.spine.experiment import Experiment, Plot, Stage, Unit, run_each, utcnow
 from theorydl.spine.spec import TrialSpec
 from theorydl.spine.stacked import worker_device
 from theorydl.spine.store.rows import TrialResult
+from theorydl.studies.samdp.claims import CLAIMS
 from theorydl.studies.samdp.recording import checkpoint_from_rows, recording_from_rows
 
 __all__ = ["SAMDPExperiment", "SAMDPConfig", "recording_from_rows", "checkpoint_from_rows"]
@@ -105,6 +106,10 @@ class SAMDPPaths(Paths):
     """Plot data: criteria against K (spatio-temporal and plain K-means)."""
     figures: str = figure_dir()
     """Folder of figures: per game and seed, the t-SNE map, SAMDP graph, criteria, frames."""
+    figure_greedy: str = figure_file("greedy")
+    """Greedy consistency (the claim's measure) per game and seed: the top and bottom quarter
+    of episodes and their difference at the figures' K, the difference against K, and the
+    claim's bound."""
 
 
 class SAMDPConfig(Section):
@@ -149,22 +154,6 @@ def _dqn_config(spec: TrialSpec):
         **{k: v for k, v in d.items() if k not in ("conv_channels",)},
         "conv_channels": (d["conv_channels"],), "backend": c["backend"], "game": c["game"],
         "sticky_action_prob": c["sticky_action_prob"]})
-
-
-#: Checked on the metrics samdp_analysis writes per game and seed.
-CLAIMS = (
-    Claim("greedy_consistency_top_over_bottom",
-          "high-return episodes follow the SAMDP's greedy skills more often than "
-          "low-return ones",
-          "Zahavy, Ben-Zrihem & Mannor 2016 (ICML), SAMDP criteria: greedy consistency",
-          "*.seed_*.greedy_difference", ">=", 0.0, scale={"dqn.total_steps": 5_000_000},
-          note="every (game, seed) (the worst one); measured: greedy fraction of the top "
-               "quarter of recorded episodes by return minus the bottom quarter's; "
-               "MinAtar games stand in for the paper's Atari games, and 5M steps per "
-               "agent (the MinAtar paper's DQN) for its trained agents",
-          needs="5M DQN steps per agent, 10-19 h on one CPU core: a GPU, or a cluster "
-                "(one agent per task)"),
-)
 
 
 class SAMDPExperiment(Experiment):

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from theorydl.plotting import pyplot, save_figure
+from theorydl.plotting import figure, legend_below, pyplot, save_figure
 
 __all__ = ["draw", "error_vs_width", "error_vs_epoch", "norms_vs_width", "optimizers", "search_figure"]
 
@@ -14,15 +14,15 @@ _LABEL = {"sgd": "SGD", "pathsgd": "Path-SGD", "adam": "Adam"}
 _COLOR = {"sgd": "tab:blue", "pathsgd": "tab:red", "adam": "tab:green"}
 
 
-def _panels(plt, n: int, w: float = 4.2, h: float = 3.3, rows: int = 1):
+def _panels(n: int, h: float = 3.3, rows: int = 1):
     cols = math.ceil(n / rows)
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
+    fig, axes = figure(rows, cols, height=h * rows, squeeze=False)
     return fig, axes.ravel()
 
 
 def _log2_width_axis(ax) -> None:
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("hidden units H")
+    ax.set_xlabel("hidden units H (log2 axis)")
     ax.grid(alpha=0.3, which="both")
 
 
@@ -33,10 +33,9 @@ def _first(agg, column: str):
 def error_vs_width(agg, path) -> None:
     """One panel per depth: test (solid) and train (dashed) error against H, per optimizer,
     for the first init and noise level; bands are one standard deviation over seeds."""
-    plt = pyplot()
     a = agg[(agg.init == _first(agg, "init")) & (agg.label_noise == _first(agg, "label_noise"))]
     depths = sorted(a.depth.unique())
-    fig, axes = _panels(plt, len(depths))
+    fig, axes = _panels(len(depths))
     for ax, depth in zip(axes, depths):
         for opt, g in a[a.depth == depth].groupby("optimizer"):
             g = g.sort_values("width")
@@ -46,10 +45,10 @@ def error_vs_width(agg, path) -> None:
                             g.test_error + g.test_error_std.fillna(0), color=c, alpha=0.15)
             ax.plot(g.width, g.train_error, "--", color=c, label=f"{_LABEL.get(opt, opt)} train")
         _log2_width_axis(ax)
-        ax.set_ylabel("error")
+        ax.set_ylabel("error (fraction misclassified)")
         ax.set_title(f"{depth} hidden layer{'s' if depth > 1 else ''} "
-                     f"({_first(a, 'init')} init)")
-        ax.legend(fontsize=7)
+                     f"({_first(a, 'init')} initialisation)")
+    legend_below(fig)
     save_figure(fig, path)
 
 
@@ -62,7 +61,7 @@ def error_vs_epoch(epochs, path) -> None:
     mean = e.groupby(["optimizer", "width", "epoch"], as_index=False)[
         ["train_error", "test_error"]].mean()
     opts = sorted(mean.optimizer.unique())
-    fig, axes = _panels(plt, len(opts))
+    fig, axes = _panels(len(opts))
     widths = sorted(mean.width.unique())
     cmap = plt.get_cmap("viridis")
     for ax, opt in zip(axes, opts):
@@ -71,25 +70,24 @@ def error_vs_epoch(epochs, path) -> None:
             if g.empty:
                 continue
             c = cmap(k / max(1, len(widths) - 1))
-            ax.plot(g.epoch + 1, g.test_error, "-", color=c, label=f"H={width}")
+            ax.plot(g.epoch + 1, g.test_error, "-", color=c, label=f"H = {width}")
             ax.plot(g.epoch + 1, g.train_error, "--", color=c, lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("epoch + 1")
-        ax.set_ylabel("error (test solid, train dashed)")
+        ax.set_xlabel("epoch + 1 (log axis)")
+        ax.set_ylabel("error, fraction misclassified\n(test solid, train dashed)")
         ax.set_title(_LABEL.get(opt, opt))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=6, ncol=2)
+    legend_below(fig, ncols=8)
     save_figure(fig, path)
 
 
 def norms_vs_width(agg, path) -> None:
     """Path norm, product of spectral norms, product of Frobenius norms and the training
     margin against H, per optimizer and init (first depth and noise level)."""
-    plt = pyplot()
     a = agg[(agg.depth == _first(agg, "depth")) & (agg.label_noise == _first(agg, "label_noise"))]
     measures = [("path_norm", "l2 path norm"), ("spectral_product", "product of spectral norms"),
                 ("frobenius_product", "product of Frobenius norms"), ("margin", "training margin")]
-    fig, axes = _panels(plt, len(measures), rows=2)
+    fig, axes = _panels(len(measures), rows=2)
     for ax, (col, title) in zip(axes, measures):
         for (opt, init), g in a.groupby(["optimizer", "init"]):
             g = g.sort_values("width")
@@ -99,8 +97,8 @@ def norms_vs_width(agg, path) -> None:
         if col != "margin":
             ax.set_yscale("log")
         ax.set_title(title)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_ylabel("margin (logit units)" if col == "margin" else "norm (log axis)")
+    legend_below(fig)
     save_figure(fig, path)
 
 
@@ -108,10 +106,9 @@ def optimizers(agg, path) -> None:
     """Top: test error against H per optimizer, one panel per init (balanced against
     unbalanced, where the ReLU function at initialisation is the same). Bottom: epochs to
     zero training error (median over seeds)."""
-    plt = pyplot()
     a = agg[(agg.depth == _first(agg, "depth")) & (agg.label_noise == _first(agg, "label_noise"))]
     inits = sorted(a.init.unique())
-    fig, axes = plt.subplots(2, len(inits), figsize=(4.4 * len(inits), 6.2), squeeze=False)
+    fig, axes = figure(2, len(inits), height=6.2, squeeze=False)
     for c, init in enumerate(inits):
         for opt, g in a[a.init == init].groupby("optimizer"):
             g = g.sort_values("width")
@@ -121,14 +118,13 @@ def optimizers(agg, path) -> None:
                             label=_LABEL.get(opt, opt))
         if a[a.init == init].fit_epoch.isna().all():
             axes[1][c].text(0.5, 0.5, "no width reached zero training error",
-                            transform=axes[1][c].transAxes, ha="center", fontsize=8)
+                            transform=axes[1][c].transAxes, ha="center")
         axes[0][c].set_title(f"{init} initialisation")
-        axes[0][c].set_ylabel("test error")
+        axes[0][c].set_ylabel("test error (fraction)")
         axes[1][c].set_ylabel("epochs to zero train error")
         for r in range(2):
             _log2_width_axis(axes[r][c])
-        axes[0][c].legend(fontsize=7)
-    fig.tight_layout()
+    legend_below(fig)
     save_figure(fig, path)
 
 
@@ -137,7 +133,7 @@ def search_figure(final, path) -> None:
     optimizer, coloured by width; the best point of each width is circled."""
     plt = pyplot()
     opts = sorted(final.optimizer.unique())
-    fig, axes = _panels(plt, len(opts), w=5.0)
+    fig, axes = _panels(len(opts), h=3.6)
     widths = sorted(final.width.unique())
     cmap = plt.get_cmap("viridis")
     norm = plt.matplotlib.colors.LogNorm(vmin=max(1, min(widths)), vmax=max(2, max(widths)))
@@ -148,19 +144,19 @@ def search_figure(final, path) -> None:
         bad = g[g.status != "ok"]
         if len(bad):
             ax.scatter(bad.lr, np.ones(len(bad)), marker="x", color="k", s=14,
-                       label="diverged")
-            ax.legend(fontsize=7)
+                       label="diverged (drawn at error 1)")
+            ax.legend(loc="best")
         for _, w in ok.groupby("width"):
             best = w.loc[w.test_error.idxmin()]
             ax.scatter([best.lr], [best.test_error], s=60, facecolors="none",
                        edgecolors="tab:red")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("validation error")
-        ax.set_title(f"{_LABEL.get(opt, opt)}: searched points")
+        ax.set_xlabel("learning rate (log axis)")
+        ax.set_ylabel("validation error (fraction)")
+        ax.set_title(f"{_LABEL.get(opt, opt)}: searched points (circled: best per H)")
         ax.grid(alpha=0.3)
-        fig.colorbar(sc, ax=ax, label="H")
+        fig.colorbar(sc, ax=ax, label="hidden units H")
     save_figure(fig, path)
 
 
