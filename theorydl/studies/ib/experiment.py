@@ -228,8 +228,8 @@ def _ib_claims() -> tuple[Claim, ...]:
               note="measured: Spearman's correlation of depth and epochs until the last "
                    "hidden layer's I(T;Y) reaches label_info_fraction x H(Y) (a proxy for "
                    "the paper's convergence; every network here ends in the same 3-unit "
-                   "layer); the paper profile trains only the paper's network: add the "
-                   "depth sweep to ib.hidden there for a verdict"),
+                   "layer); a depth no seed brings there is left out of the correlation; "
+                   "ib.hidden must hold the depth sweep (the paper profile's does)"),
     ]
     return tuple(claims)
 
