@@ -51,13 +51,14 @@ class FractalPaths(Paths):
     curve_plot: str = plot_file("curves")
     """Plot data: analytic and empirical P(j) per curve degree."""
     accuracy_plot: str = plot_file("accuracy")
-    """Plot data: test accuracy per curve degree, measured and published."""
+    """Plot data: test accuracy per curve degree, end to end, published and layer-wise."""
     figure_curves: str = figure_file("curves")
     """The approximation curves P(j), analytic (lines) and empirical (points)."""
     figure_accuracy: str = figure_file("accuracy")
-    """Figure 5: test accuracy per curve at the Figure 5 depth, beside the published."""
+    """Figure 5: test accuracy per curve at the Figure 5 depth, end to end and layer by
+    layer, beside the published."""
     figure_depth_width: str = figure_file("depth_width")
-    """Test accuracy against width per depth on the grid curve."""
+    """Test accuracy against width per depth on the grid curve, end to end and layer-wise."""
     figure_gradient: str = figure_file("gradient")
     """The largest population-gradient entry at initialisation per curve, and its bound."""
 
