@@ -1,6 +1,6 @@
 """Analysis of the fractal study: the curves, the construction check, the gradient
-against its bound, accuracy per curve (Figure 5) and per depth x width; pure, it writes
-no file."""
+against its bound, accuracy per curve (Figure 5) and per depth x width, end to end and
+layer by layer; pure, it writes no file."""
 
 from __future__ import annotations
 
@@ -77,26 +77,61 @@ def analyze(table: pa.Table, cfg) -> Analysis:
     return Analysis(metrics=metrics, plots=plots, frames=frames)
 
 
-def _train(nets: pd.DataFrame, cfg):
-    """Figure 5 (best width at the Figure 5 depth, per curve, mean over seeds) and the
-    depth x width grid on the grid curve."""
-    t = cfg.train
-    mean = (nets.groupby(["pdeg", "depth", "width"], as_index=False)
+def _means(nets: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy over seeds per (method, pdeg, depth, width). A layer-wise row's
+    network is blocks 1..layer (its trial's depth is the deepest layer trained)."""
+    nets = nets.copy()
+    method = nets["method"] if "method" in nets else pd.Series(None, index=nets.index)
+    nets["method"] = method.fillna("end_to_end")  # the e2e trials carry no method key
+    lw = nets.method == "layerwise"
+    if lw.any():
+        nets.loc[lw, "depth"] = nets.loc[lw, "layer"]
+    nets = nets.astype({"pdeg": int, "depth": int, "width": int})
+    return (nets.groupby(["method", "pdeg", "depth", "width"], as_index=False)
             .agg(accuracy=("accuracy", "mean"), train_accuracy=("train_accuracy", "mean"),
                  seeds=("accuracy", "size")))
+
+
+def _best(mean: pd.DataFrame, depth: int) -> dict[int, pd.Series]:
+    """Per curve, the row of the best width at ``depth``."""
+    return {int(p): g.loc[g.accuracy.idxmax()]
+            for p, g in mean[mean.depth == depth].groupby("pdeg")}
+
+
+def _train(nets: pd.DataFrame, cfg):
+    """Figure 5 (best width at the Figure 5 depth, per curve, mean over seeds) and the
+    depth x width grid on the grid curve, end to end (``accuracy``) and, where run, layer
+    by layer (``layerwise``: its best width, accuracy per layer there)."""
+    t = cfg.train
+    means = _means(nets)
+    mean = means[means.method == "end_to_end"].drop(columns="method")
+    lw = means[means.method == "layerwise"].drop(columns="method")
     out: dict[str, Any] = {"curves": {}}
     rows = []
-    for p, g in mean[mean.depth == t.depth].groupby("pdeg"):
-        best = g.loc[g.accuracy.idxmax()]
-        e = {"accuracy": rounded(best.accuracy), "width": int(best.width),
-             "train_accuracy": rounded(best.train_accuracy)}
-        if int(p) in FIG5:
-            e["published"] = FIG5[int(p)]
-            e["gap"] = rounded(abs(best.accuracy - FIG5[int(p)]))
-        out["curves"][curve_label(int(p))] = e
-        rows.append({"pdeg": int(p), "accuracy": best.accuracy,
-                     "published": FIG5.get(int(p))})
+    e2e_best, lw_best = _best(mean, t.depth), _best(lw, t.depth)
+    for p in sorted(set(e2e_best) | set(lw_best)):
+        e: dict[str, Any] = {}
+        best = e2e_best.get(p)
+        if best is not None:
+            e = {"accuracy": rounded(best.accuracy), "width": int(best.width),
+                 "train_accuracy": rounded(best.train_accuracy)}
+            if p in FIG5:
+                e["published"] = FIG5[p]
+                e["gap"] = rounded(abs(best.accuracy - FIG5[p]))
+        if p in lw_best:
+            b = lw_best[p]
+            layers = lw[(lw.pdeg == p) & (lw.width == b.width)].sort_values("depth")
+            e["layerwise"] = {"accuracy": rounded(b.accuracy), "width": int(b.width),
+                              "train_accuracy": rounded(b.train_accuracy),
+                              "per_layer": [rounded(a) for a in layers.accuracy]}
+        out["curves"][curve_label(p)] = e
+        rows.append({"pdeg": p, "accuracy": None if best is None else best.accuracy,
+                     "published": FIG5.get(p),
+                     "layerwise": lw_best[p].accuracy if p in lw_best else None})
+    frame = pd.DataFrame(rows, columns=["pdeg", "accuracy", "published", "layerwise"])
     grid = mean[mean.pdeg == t.grid_curve].sort_values(["depth", "width"])
+    grid_lw = lw[(lw.pdeg == t.grid_curve) & lw.depth.isin(grid.depth)
+                 & lw.width.isin(grid.width)]
     if grid.depth.nunique() > 1:
         lo, hi = grid.depth.min(), grid.depth.max()
         a = grid[grid.depth == lo].set_index("width").accuracy
@@ -107,4 +142,10 @@ def _train(nets: pd.DataFrame, cfg):
                          for r in grid.itertuples()},
             "deeper_wins": rounded(float((b[both] > a[both]).mean())),
             "shallowest": int(lo), "deepest": int(hi)}
-    return out, pd.DataFrame(rows, columns=["pdeg", "accuracy", "published"]), grid
+        if len(grid_lw):
+            out["depth_width"]["layerwise"] = {
+                train_key(int(r.depth), int(r.width)): rounded(r.accuracy)
+                for r in grid_lw.sort_values(["depth", "width"]).itertuples()}
+    grid = pd.concat([grid.assign(method="end_to_end"), grid_lw.assign(method="layerwise")],
+                     ignore_index=True)
+    return out, frame, grid

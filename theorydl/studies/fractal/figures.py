@@ -21,28 +21,42 @@ def _curves(frame, path) -> None:
     save_figure(fig, path)
 
 
+#: Bars of the accuracy figure: (column, label); a column absent or all empty is left out.
+_BARS = (("accuracy", "end to end"), ("layerwise", "layer by layer"),
+         ("published", "published (end to end)"))
+
+
 def _accuracy(frame, path) -> None:
     fig, ax = figure(height=3.6)
     x = range(len(frame))
-    ax.bar([i - 0.2 for i in x], frame.accuracy, 0.4, label="measured")
-    ax.bar([i + 0.2 for i in x], frame.published.fillna(0), 0.4, label="published")
+    bars = [(c, label) for c, label in _BARS if c in frame and frame[c].notna().any()]
+    step = 0.8 / len(bars)
+    for k, (column, label) in enumerate(bars):
+        offset = (k - (len(bars) - 1) / 2) * step
+        ax.bar([i + offset for i in x], frame[column].astype(float).fillna(0), step,
+               label=label)
     ax.set_xticks(list(x), [curve_label(p) for p in frame.pdeg])
     ax.set_ylim(0.4, 1.0)
     ax.set_xlabel("approximation curve")
     ax.set_ylabel("test accuracy (fraction)")
-    ax.set_title("Figure 5: accuracy per curve (no bar: not published)")
+    ax.set_title("Figure 5: accuracy per curve (no bar: not run or not published)")
     legend_outside(ax)
     save_figure(fig, path)
 
 
 def _depth_width(frame, path) -> None:
     fig, ax = figure(height=3.6)
-    for d, g in frame.groupby("depth"):
-        ax.plot(g.width, g.accuracy, "o-", label=f"depth {d}")
+    colours = {}
+    style = {"end_to_end": ("o-", "end to end"), "layerwise": ("s--", "layer by layer")}
+    for (method, d), g in frame.groupby(["method", "depth"]):
+        fmt, name = style[method]
+        kw = {"color": colours[d]} if d in colours else {}
+        line, = ax.plot(g.width, g.accuracy, fmt, label=f"depth {d}, {name}", **kw)
+        colours.setdefault(d, line.get_color())
     ax.set_xscale("log")
     ax.set_xlabel("width (hidden units per layer)")
     ax.set_ylabel("test accuracy (fraction)")
-    ax.set_title("Depth x width on the grid curve")
+    ax.set_title("Depth x width on the grid curve (dashed: layer by layer)")
     ax.grid(alpha=0.3)
     legend_outside(ax)
     save_figure(fig, path)
