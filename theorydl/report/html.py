@@ -227,6 +227,26 @@ def embeds(key: str, path: str | Path) -> bool:
     return suffix in (".png", ".json", "") or (suffix == ".csv" and key == "table")
 
 
+def _embedded(path: Path) -> tuple[str, str]:
+    """(MIME type, base64) of a figure as the page embeds it: the PNG re-encoded as
+    lossless WebP where that is smaller (about a fifth smaller on these figures; every
+    pixel the same), else the PNG's own bytes."""
+    import io
+
+    raw = path.read_bytes()
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as img:
+            out = io.BytesIO()
+            img.save(out, "WEBP", lossless=True, method=6)
+        if out.tell() < len(raw):
+            return "image/webp", base64.b64encode(out.getvalue()).decode()
+    except (OSError, ValueError, KeyError):  # no WebP encoder here: the PNG as it is
+        pass
+    return "image/png", base64.b64encode(raw).decode()
+
+
 def _profiles(root: Path = Path("profiles")) -> dict[str, dict]:
     from theorydl.spine.config import read_yaml
 
@@ -301,11 +321,11 @@ def build_report(params: Params) -> Path:
             if not (path.is_file() and embeds(key, path)):
                 continue
             if path.suffix == ".png":
-                data = base64.b64encode(path.read_bytes()).decode()
+                mime, data = _embedded(path)
                 supports = ", ".join(f"<a href='#claim-{esc(name)}-{esc(c)}'>{esc(c)}</a>"
                                      for c in exp.claims_of_figure(key))
                 figures.append(f"<figure><img alt='{esc(_caption(exp, key))}' "
-                               f"src='data:image/png;base64,{data}'><figcaption>"
+                               f"src='data:{mime};base64,{data}'><figcaption>"
                                f"<code>{esc(path.name)}</code>: {esc(_caption(exp, key))}"
                                + (f" Claims it supports: {supports}." if supports else "")
                                + "</figcaption></figure>")
