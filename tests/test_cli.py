@@ -40,7 +40,9 @@ def test_version_help_and_options_after_the_subcommand(repo_root, capsys):
     assert main(["validate", "-q", "-p", str(repo_root / "params.yaml")]) == 0
 
 
-def test_status_without_a_study_is_one_table_of_every_study(repo_root, tmp_path, capsys):
+def test_status_without_a_study_is_one_table_of_every_study(repo_root, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no study's outputs here, whatever the checkout holds
     data = yaml.safe_load((repo_root / "params.yaml").read_text())
     data["run"]["store"] = str(tmp_path / "store")
     path = tmp_path / "params.yaml"

@@ -25,7 +25,7 @@ def analyze(table: pa.Table, cfg) -> Analysis:
              .groupby(["method", "n_train"], as_index=False)
              .agg(test_accuracy=("test_accuracy", "mean"),
                   test_accuracy_std=("test_accuracy", "std"),
-                  train_accuracy=("train_accuracy", "mean"), seconds=("seconds", "mean"),
+                  train_accuracy=("train_accuracy", "mean"),
                   seeds=("test_accuracy", "size")))
     levels = df[df.kind == "level"]
     if levels.empty:
@@ -49,8 +49,9 @@ def layerwise_metrics(final: pd.DataFrame, levels: pd.DataFrame) -> dict[str, An
     """``accuracy[n][method]``: mean test accuracy (and ``gap`` = e2e - layerwise where
     both ran); ``recovery.level_l``: mean ARI and raw-k-means ARI at the largest n_train
     the layer-wise method ran, with ``recovery_curve[n].level_l`` at every n;
-    ``competitive``: the accuracies and gap at the largest n both methods ran;
-    ``seconds[method]``: mean seconds per model at that method's largest n."""
+    ``competitive``: the accuracies and gap at the largest n both methods ran. The
+    seconds per model stay in the train table's ``seconds`` column: a metric must come
+    out the same on every rerun of the same trials, and wall time does not."""
     accuracy: dict[str, Any] = {}
     for n, g in final.groupby("n_train"):
         entry = {row.method: rounded(row.test_accuracy) for row in g.itertuples()}
@@ -72,7 +73,4 @@ def layerwise_metrics(final: pd.DataFrame, levels: pd.DataFrame) -> dict[str, An
     if both:
         n = max(both, key=int)
         out["competitive"] = {"n_train": int(n), **accuracy[n]}
-    out["seconds"] = {m: {"n_train": int(g.n_train.max()),
-                          "per_model": rounded(g.loc[g.n_train.idxmax(), "seconds"])}
-                      for m, g in final.groupby("method")}
     return out
