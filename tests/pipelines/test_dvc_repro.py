@@ -50,11 +50,11 @@ def test_repro_then_nothing_then_only_new_trials(workspace):
     report = (work / "report/index.html").read_text()
     figures = [p for p in (work / "figures").rglob("*.png")]
     assert report.count("<img") >= 14 and len(figures) >= 14
-    assert report.index("<h2>Claims</h2>") < report.index("<h2>census</h2>")
+    assert report.index("<h2 id=claims>Claims</h2>") < report.index("<h2 id='census'>census</h2>")
     from theorydl.spine import registry
 
     for name in registry.names():
-        assert f"<h2>{name}</h2>" in report, name
+        assert f"<h2 id='{name}'>{name}</h2>" in report, name
     # The width search: 2 optimizers x 2 widths, 2 points each; then the final sweep
     # (2 optimizers x 2 inits x 2 widths x 2 seeds) at the learning rates it found.
     assert "width: 8 trials asked for, 0 cached, 8 to run" in out, out
